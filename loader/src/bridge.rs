@@ -1,0 +1,660 @@
+//! The public API: a [`Bridge`] to one library, loaded in a sandboxed helper.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ffb_policy::effects::{EffectSet, WORST_CASE};
+use ffb_policy::sandbox::SandboxPolicy;
+use ffb_policy::signature::{ArgType, Pointee, RetType, Signature};
+use ffb_policy::wire::{align_up, Op, Status, CONTROL_SIZE, MAX_WIRE_ARGS};
+
+use crate::error::{err, Error, ErrorKind, Result};
+use crate::helper::{Helper, HelperSpec};
+use crate::value::{coerce, decode_scalar, encode_scalar, Handle, Value};
+
+/// Whether bridge mode is on. Nothing is loaded or spawned unless it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BridgeMode {
+    /// The default: every load fails with `bridge_disabled`.
+    #[default]
+    Disabled,
+    /// Legacy native code may be loaded, in a sandboxed helper.
+    Enabled,
+}
+
+impl BridgeMode {
+    /// `Enabled` when `FFB_BRIDGE_MODE=1` is set in the environment.
+    pub fn from_env() -> BridgeMode {
+        match std::env::var("FFB_BRIDGE_MODE").as_deref() {
+            Ok("1") => BridgeMode::Enabled,
+            _ => BridgeMode::Disabled,
+        }
+    }
+}
+
+/// The fence every bridged call carries: `io + nondet + mutates(all) + throws(any)`.
+/// A compiler must not reorder, cache or eliminate anything across it.
+pub fn call_effects() -> &'static EffectSet {
+    &WORST_CASE
+}
+
+/// A declared function, by its index in the bridge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FunctionId(usize);
+
+/// The result of a successful call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallOutput {
+    /// The return value (`Value::Null` for void or a NULL `cstr`/`handle`).
+    pub ret: Value,
+    /// One entry per parameter: the contents behind `bytes`, `out[N]` and `*T`
+    /// after the call; `None` for parameters passed by value.
+    pub out: Vec<Option<Value>>,
+    /// The call's effects: always [`WORST_CASE`].
+    pub effects: &'static EffectSet,
+}
+
+/// Default size of a helper's shared arena.
+pub const DEFAULT_ARENA: usize = 64 << 20;
+/// Default bound on a returned `cstr`.
+pub const DEFAULT_MAX_CSTR: usize = 1 << 20;
+
+/// Configures and loads a [`Bridge`].
+///
+/// ```no_run
+/// use ffb_loader::{Bridge, BridgeMode, Value};
+/// let mut z = Bridge::builder("libz.so.1")
+///     .bridge_mode(BridgeMode::Enabled)
+///     .declare("crc32(u64, bytes, u32) -> u64")
+///     .load()?;
+/// let crc32 = z.function("crc32").unwrap();
+/// let out = z.call(crc32, &[Value::U64(0), Value::bytes("hello"), Value::U32(5)])?;
+/// assert_eq!(out.ret, Value::U64(0x3610a686));
+/// # Ok::<(), ffb_loader::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct BridgeBuilder {
+    library: String,
+    mode: BridgeMode,
+    policy: SandboxPolicy,
+    declarations: Vec<String>,
+    timeout: Option<Duration>,
+    arena_size: usize,
+    helper_spin: Duration,
+    host_spin: Duration,
+    env: Vec<(String, String)>,
+    output: Option<PathBuf>,
+    shim: Option<PathBuf>,
+    max_cstr: usize,
+}
+
+impl BridgeBuilder {
+    /// Sets bridge mode. The default is [`BridgeMode::Disabled`].
+    pub fn bridge_mode(mut self, mode: BridgeMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The sandbox policy. The default is the `pure` preset.
+    pub fn policy(mut self, policy: SandboxPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Declares a function to resolve at load time (`name(type, ...) -> ret`).
+    pub fn declare(mut self, signature: impl Into<String>) -> Self {
+        self.declarations.push(signature.into());
+        self
+    }
+
+    /// Per-call timeout. The default is the policy's (30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Size of the shared arena; it bounds the total size of one call's buffers.
+    pub fn arena_size(mut self, bytes: usize) -> Self {
+        self.arena_size = bytes;
+        self
+    }
+
+    /// How long the helper spins for the next request before it sleeps.
+    pub fn helper_spin(mut self, spin: Duration) -> Self {
+        self.helper_spin = spin;
+        self
+    }
+
+    /// How long the host spins for a response before it sleeps.
+    pub fn host_spin(mut self, spin: Duration) -> Self {
+        self.host_spin = spin;
+        self
+    }
+
+    /// Sets a variable in the helper's environment (which starts empty but for
+    /// `LD_LIBRARY_PATH`, passed through from the host when set).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Appends the extension's stdout and stderr to this file instead of /dev/null.
+    pub fn extension_output(mut self, path: impl Into<PathBuf>) -> Self {
+        self.output = Some(path.into());
+        self
+    }
+
+    /// The `ffb-shim` executable. Default: `FFB_SHIM`, else next to the current executable.
+    pub fn shim(mut self, path: impl Into<PathBuf>) -> Self {
+        self.shim = Some(path.into());
+        self
+    }
+
+    /// Bound on a returned `cstr`, in bytes.
+    pub fn max_cstr(mut self, bytes: usize) -> Self {
+        self.max_cstr = bytes;
+        self
+    }
+
+    /// Checks everything, then spawns the helper, loads the library in it and
+    /// resolves every declared symbol. Nothing is spawned if bridge mode is off
+    /// or a declaration is malformed.
+    pub fn load(self) -> Result<Bridge> {
+        if self.mode != BridgeMode::Enabled {
+            return err(
+                ErrorKind::BridgeDisabled,
+                "bridge mode is off: pass --bridge-mode, set FFB_BRIDGE_MODE=1, or use BridgeMode::Enabled",
+            );
+        }
+        let mut functions = Vec::new();
+        for text in &self.declarations {
+            functions.push(parse_signature(text)?);
+        }
+        let filter = self.policy.compile().map_err(|e| {
+            Error::new(ErrorKind::LoadFailed, format!("policy '{}': {e}", self.policy.name))
+        })?;
+        let shim = match self.shim {
+            Some(p) => p,
+            None => default_shim()?,
+        };
+        let mut env = self.env;
+        if let Ok(path) = std::env::var("LD_LIBRARY_PATH") {
+            if !env.iter().any(|(k, _)| k == "LD_LIBRARY_PATH") {
+                env.push(("LD_LIBRARY_PATH".into(), path));
+            }
+        }
+        let timeout = self
+            .timeout
+            .unwrap_or(Duration::from_millis(self.policy.limits.call_timeout_ms));
+        let spec = HelperSpec {
+            shim,
+            library: self.library,
+            functions: Vec::new(),
+            policy: Arc::new(self.policy),
+            filter: Arc::new(filter),
+            arena_len: self.arena_size,
+            helper_spin_us: self.helper_spin.as_micros().min(u32::MAX as u128) as u32,
+            host_spin: self.host_spin,
+            env,
+            output: self.output,
+            load_timeout: timeout.max(Duration::from_secs(10)),
+        };
+        let mut bridge = Bridge {
+            spec,
+            functions: Vec::new(),
+            by_name: HashMap::new(),
+            helper: None,
+            generation: 0,
+            handles: Vec::new(),
+            timeout,
+            max_cstr: self.max_cstr,
+            respawns: 0,
+        };
+        for sig in functions {
+            bridge.record(sig);
+        }
+        bridge.ensure_helper()?;
+        Ok(bridge)
+    }
+}
+
+fn parse_signature(text: &str) -> Result<Signature> {
+    Signature::parse(text)
+        .map_err(|e| Error::new(ErrorKind::BadSignature, format!("'{text}': {e}")))
+}
+
+/// Finds `ffb-shim`: `FFB_SHIM`, else next to the current executable (or its parent
+/// directory, for test binaries in `target/*/deps`).
+pub fn default_shim() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("FFB_SHIM") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::new(ErrorKind::LoadFailed, format!("cannot find ffb-shim: {e}")))?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    for candidate in [dir.join("ffb-shim"), dir.join("../ffb-shim")] {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    err(
+        ErrorKind::LoadFailed,
+        format!(
+            "cannot find ffb-shim next to {} (set FFB_SHIM to its path)",
+            exe.display()
+        ),
+    )
+}
+
+struct Declared {
+    sig: Signature,
+    text: String,
+}
+
+/// A library loaded in a sandboxed helper process.
+///
+/// Calls run strictly in the order they are made (`&mut self`). After any
+/// failure that ends the helper, the next call starts a fresh one; handles
+/// from the old helper are then stale.
+pub struct Bridge {
+    spec: HelperSpec,
+    functions: Vec<Declared>,
+    by_name: HashMap<String, FunctionId>,
+    helper: Option<Helper>,
+    generation: u64,
+    /// Raw pointer values behind the handles of the current generation.
+    handles: Vec<u64>,
+    timeout: Duration,
+    max_cstr: usize,
+    respawns: u64,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("library", &self.spec.library)
+            .field("helper_pid", &self.helper_pid())
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl Bridge {
+    /// Starts configuring a bridge to `library` (a path or a soname).
+    pub fn builder(library: impl Into<String>) -> BridgeBuilder {
+        BridgeBuilder {
+            library: library.into(),
+            mode: BridgeMode::Disabled,
+            policy: SandboxPolicy::pure(),
+            declarations: Vec::new(),
+            timeout: None,
+            arena_size: DEFAULT_ARENA,
+            helper_spin: Duration::from_micros(100),
+            host_spin: Duration::from_micros(100),
+            env: Vec::new(),
+            output: None,
+            shim: None,
+            max_cstr: DEFAULT_MAX_CSTR,
+        }
+    }
+
+    fn record(&mut self, sig: Signature) -> FunctionId {
+        let id = FunctionId(self.functions.len());
+        self.by_name.insert(sig.name.clone(), id);
+        self.functions.push(Declared {
+            text: sig.to_string(),
+            sig,
+        });
+        id
+    }
+
+    /// Declares another function. With a live helper the symbol is resolved
+    /// at once, so a missing one fails here, not at its first call.
+    pub fn declare(&mut self, signature: &str) -> Result<FunctionId> {
+        let sig = parse_signature(signature)?;
+        if let Some(&id) = self.by_name.get(&sig.name) {
+            if self.functions[id.0].sig == sig {
+                return Ok(id);
+            }
+            return err(
+                ErrorKind::BadSignature,
+                format!(
+                    "'{}' is already declared as '{}'",
+                    sig.name, self.functions[id.0].text
+                ),
+            );
+        }
+        if let Some(helper) = self.helper.as_mut() {
+            let text = sig.to_string();
+            if text.len() > helper.arena().data_capacity() {
+                return err(ErrorKind::BadSignature, "signature longer than the arena");
+            }
+            helper.arena().write(CONTROL_SIZE, text.as_bytes());
+            helper
+                .arena()
+                .control()
+                .args[0]
+                .store(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            let deadline = Instant::now() + self.timeout;
+            let response = match helper.round_trip(Op::Declare, 0, 1, deadline) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.helper_ended();
+                    return Err(e);
+                }
+            };
+            match response.status {
+                Status::Ok if response.ret == self.functions.len() as u64 => {}
+                Status::Ok => {
+                    let e = Error::new(ErrorKind::Protocol, "the helper numbered a function wrongly");
+                    self.helper = None;
+                    self.helper_ended();
+                    return Err(e);
+                }
+                status => {
+                    let message = helper.arena().message(response.message_len)?;
+                    let kind = if status == Status::SymbolNotFound {
+                        ErrorKind::SymbolNotFound
+                    } else {
+                        ErrorKind::BadSignature
+                    };
+                    return Err(Error::new(kind, message));
+                }
+            }
+        }
+        Ok(self.record(sig))
+    }
+
+    /// The id of a declared function, by name.
+    pub fn function(&self, name: &str) -> Option<FunctionId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The signature of a declared function.
+    pub fn signature(&self, f: FunctionId) -> &Signature {
+        &self.functions[f.0].sig
+    }
+
+    /// The effects of a declared function: always the worst case, since
+    /// nothing is known about legacy code.
+    pub fn effects(&self, _f: FunctionId) -> &'static EffectSet {
+        call_effects()
+    }
+
+    /// The current helper's pid, if one is running.
+    pub fn helper_pid(&self) -> Option<i32> {
+        self.helper.as_ref().map(Helper::pid)
+    }
+
+    /// How many helpers this bridge has started after the first.
+    pub fn respawns(&self) -> u64 {
+        self.respawns
+    }
+
+    /// The library this bridge loads.
+    pub fn library(&self) -> &str {
+        &self.spec.library
+    }
+
+    /// The per-call timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Changes the per-call timeout.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Kills the current helper (if any) and starts a fresh one now. Handles
+    /// from the old helper become stale.
+    pub fn respawn(&mut self) -> Result<()> {
+        self.helper = None;
+        self.helper_ended();
+        self.ensure_helper()
+    }
+
+    fn helper_ended(&mut self) {
+        self.helper = None;
+        self.handles.clear();
+        // Old tokens can never match again.
+        self.generation = 0;
+    }
+
+    fn ensure_helper(&mut self) -> Result<()> {
+        if self.helper.is_some() {
+            return Ok(());
+        }
+        self.spec.functions = self.functions.iter().map(|d| d.text.clone()).collect();
+        let helper = Helper::spawn(&self.spec)?;
+        if self.generation == 0 && NEXT_GENERATION.load(std::sync::atomic::Ordering::Relaxed) > 1 {
+            self.respawns += 1;
+        }
+        self.generation = NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.handles.clear();
+        self.helper = Some(helper);
+        Ok(())
+    }
+
+    /// Calls a declared function by name.
+    pub fn call_by_name(&mut self, name: &str, args: &[Value]) -> Result<CallOutput> {
+        let f = self.function(name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::BadSignature,
+                format!("'{name}' is not declared"),
+            )
+        })?;
+        self.call(f, args)
+    }
+
+    /// Calls `f` with one value per parameter that takes one (`out[N]` takes
+    /// none). On failure nothing the caller owns has changed.
+    pub fn call(&mut self, f: FunctionId, args: &[Value]) -> Result<CallOutput> {
+        let sig = self.functions[f.0].sig.clone();
+        let prepared = self.prepare(&sig, args)?;
+        self.ensure_helper()?;
+        let generation = self.generation;
+        let helper = self.helper.as_mut().expect("ensured");
+        // Copy in: scalars as words, buffers into the data area.
+        let arena = helper.arena();
+        {
+        let ctl = arena.control();
+        for (i, (ty, value, offset)) in prepared.iter().enumerate() {
+            let word = match (ty, value) {
+                (ArgType::Scalar(_), v) => encode_scalar(v),
+                (ArgType::Handle, v) => match handle_raw(v, generation, &self.handles) {
+                    Ok(raw) => raw,
+                    Err(e) => return Err(e),
+                },
+                (ArgType::CStr | ArgType::Bytes, v) => {
+                    let bytes = v.as_bytes().unwrap_or_default();
+                    arena.write(*offset, bytes);
+                    if *ty == ArgType::CStr {
+                        arena.write(*offset + bytes.len(), &[0]);
+                    }
+                    *offset as u64
+                }
+                (ArgType::Out(n), _) => {
+                    arena.zero(*offset, *n);
+                    *offset as u64
+                }
+                (ArgType::Ptr(Pointee::Scalar(_)), v) => {
+                    arena.write(*offset, &encode_scalar(v).to_ne_bytes());
+                    *offset as u64
+                }
+                (ArgType::Ptr(Pointee::Handle), v) => {
+                    let raw = handle_raw(v, generation, &self.handles)?;
+                    arena.write(*offset, &raw.to_ne_bytes());
+                    *offset as u64
+                }
+            };
+            ctl.args[i].store(word, std::sync::atomic::Ordering::Relaxed);
+        }
+        }
+        let deadline = Instant::now() + self.timeout;
+        let response = match helper.round_trip(Op::Call, f.0 as u32, sig.args.len() as u32, deadline) {
+            Ok(r) => r,
+            Err(e) => {
+                self.helper_ended();
+                return Err(e);
+            }
+        };
+        if response.status != Status::Ok {
+            let e = Error::new(
+                ErrorKind::Protocol,
+                format!("the helper answered a call with status {:?}", response.status),
+            );
+            self.helper_ended();
+            return Err(e);
+        }
+        // Copy out, from host-chosen offsets and host-known lengths only.
+        let helper = self.helper.as_ref().expect("alive after a response");
+        let arena = helper.arena();
+        let mut out = Vec::with_capacity(prepared.len());
+        for (ty, _, offset) in &prepared {
+            out.push(match ty {
+                ArgType::Bytes | ArgType::Out(_) => {
+                    let len = match ty {
+                        ArgType::Out(n) => *n,
+                        _ => prepared_len(ty, &prepared, *offset),
+                    };
+                    let mut buf = vec![0u8; len];
+                    arena.read_into(*offset, &mut buf);
+                    Some(Value::Bytes(buf))
+                }
+                ArgType::Ptr(Pointee::Scalar(s)) => {
+                    let mut word = [0u8; 8];
+                    arena.read_into(*offset, &mut word);
+                    Some(decode_scalar(*s, u64::from_ne_bytes(word)))
+                }
+                ArgType::Ptr(Pointee::Handle) => {
+                    let mut word = [0u8; 8];
+                    arena.read_into(*offset, &mut word);
+                    Some(register_handle(u64::from_ne_bytes(word), generation, &mut self.handles))
+                }
+                _ => None,
+            });
+        }
+        let ret = match sig.ret {
+            RetType::Void => Value::Null,
+            RetType::Scalar(s) => decode_scalar(s, response.ret),
+            RetType::Handle => register_handle(response.ret, generation, &mut self.handles),
+            RetType::CStr if response.ret == 0 => Value::Null,
+            RetType::CStr => match helper.read_cstr(response.ret, self.max_cstr) {
+                Ok(bytes) => Value::Str(bytes),
+                Err(why) if why.contains("longer than") => {
+                    return err(ErrorKind::ResourceLimit, why);
+                }
+                Err(why) => {
+                    self.helper = None;
+                    self.helper_ended();
+                    return err(ErrorKind::Protocol, format!("{why}; the helper was killed"));
+                }
+            },
+        };
+        Ok(CallOutput {
+            ret,
+            out,
+            effects: call_effects(),
+        })
+    }
+
+    /// Type-checks the arguments and lays out their buffers in the data area.
+    fn prepare(&self, sig: &Signature, args: &[Value]) -> Result<Vec<(ArgType, Value, usize)>> {
+        if sig.args.len() > MAX_WIRE_ARGS {
+            return err(ErrorKind::BadSignature, "too many parameters");
+        }
+        let expected = sig.value_arity();
+        if args.len() != expected {
+            return err(
+                ErrorKind::BadArgument,
+                format!(
+                    "{} takes {expected} argument{} but {} {} given",
+                    sig.name,
+                    if expected == 1 { "" } else { "s" },
+                    args.len(),
+                    if args.len() == 1 { "was" } else { "were" }
+                ),
+            );
+        }
+        let capacity = self.spec.arena_len.max(ffb_policy::wire::MIN_ARENA);
+        let mut next = args.iter();
+        let mut cursor = CONTROL_SIZE;
+        let mut prepared = Vec::with_capacity(sig.args.len());
+        for (i, ty) in sig.args.iter().enumerate() {
+            let value = if ty.takes_value() {
+                coerce(*ty, next.next().expect("arity checked"), i + 1)?
+            } else {
+                Value::Null
+            };
+            let len = match (ty, &value) {
+                (ArgType::CStr, v) => v.as_bytes().map_or(0, <[u8]>::len) + 1,
+                (ArgType::Bytes, v) => v.as_bytes().map_or(0, <[u8]>::len),
+                (ArgType::Out(n), _) => *n,
+                (ArgType::Ptr(_), _) => 8,
+                _ => {
+                    prepared.push((*ty, value, 0));
+                    continue;
+                }
+            };
+            let offset = cursor;
+            cursor = align_up(cursor.saturating_add(len.max(1)))
+                .filter(|&end| end <= capacity)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::BadArgument,
+                        format!(
+                            "argument {}: the call's buffers need more than the {capacity}-byte arena (raise the arena size)",
+                            i + 1
+                        ),
+                    )
+                })?;
+            prepared.push((*ty, value, offset));
+        }
+        Ok(prepared)
+    }
+}
+
+fn prepared_len(ty: &ArgType, prepared: &[(ArgType, Value, usize)], offset: usize) -> usize {
+    prepared
+        .iter()
+        .find(|(t, _, o)| t == ty && *o == offset)
+        .and_then(|(_, v, _)| v.as_bytes())
+        .map_or(0, <[u8]>::len)
+}
+
+fn handle_raw(v: &Value, generation: u64, handles: &[u64]) -> Result<u64> {
+    match v {
+        Value::Null => Ok(0),
+        Value::Handle(h) if h.generation == generation => handles
+            .get(h.index as usize)
+            .copied()
+            .ok_or_else(|| Error::new(ErrorKind::StaleHandle, format!("{h} was never issued"))),
+        Value::Handle(h) => err(
+            ErrorKind::StaleHandle,
+            format!("{h} belongs to a helper that is gone"),
+        ),
+        other => err(ErrorKind::BadArgument, format!("{other:?} is not a handle")),
+    }
+}
+
+fn register_handle(raw: u64, generation: u64, handles: &mut Vec<u64>) -> Value {
+    if raw == 0 {
+        return Value::Null;
+    }
+    let index = match handles.iter().position(|&h| h == raw) {
+        Some(i) => i,
+        None => {
+            handles.push(raw);
+            handles.len() - 1
+        }
+    };
+    Value::Handle(Handle {
+        generation,
+        index: index as u32,
+    })
+}

@@ -1,0 +1,205 @@
+//! Every failure is a value: [`Error`] with a stable [`ErrorKind`].
+
+use std::fmt;
+
+use serde_json::{json, Map, Value as Json};
+
+/// Why a call, a load or a spawn failed. The names ([`ErrorKind::name`]) are
+/// stable: they appear in JSON output and audit logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bridge mode is off: nothing was loaded and nothing was spawned.
+    BridgeDisabled,
+    /// The library could not be loaded, or the helper could not start.
+    LoadFailed,
+    /// A declared symbol is not in the library.
+    SymbolNotFound,
+    /// A signature is malformed or unsupported.
+    BadSignature,
+    /// An argument does not fit its declared type.
+    BadArgument,
+    /// The helper died from a signal.
+    Crashed {
+        /// The signal's name, e.g. `SIGSEGV`.
+        signal: String,
+    },
+    /// The extension made a syscall its policy forbids; the helper was killed.
+    PolicyViolation {
+        /// The syscall's name (or `syscall_<nr>`).
+        syscall: String,
+        /// Its number.
+        nr: i64,
+    },
+    /// The call did not finish in time; the helper was killed.
+    Timeout,
+    /// The helper hit a resource limit (CPU time, a size bound).
+    ResourceLimit,
+    /// The helper exited during a call.
+    Exited {
+        /// Its exit code.
+        code: i32,
+    },
+    /// A handle from a helper that is gone, or not a handle at all.
+    StaleHandle,
+    /// The helper broke the protocol (garbage in the arena); it was killed.
+    Protocol,
+}
+
+impl ErrorKind {
+    /// The stable name of this kind.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ErrorKind::BridgeDisabled => "bridge_disabled",
+            ErrorKind::LoadFailed => "load_failed",
+            ErrorKind::SymbolNotFound => "symbol_not_found",
+            ErrorKind::BadSignature => "bad_signature",
+            ErrorKind::BadArgument => "bad_argument",
+            ErrorKind::Crashed { .. } => "crashed",
+            ErrorKind::PolicyViolation { .. } => "policy_violation",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::ResourceLimit => "resource_limit",
+            ErrorKind::Exited { .. } => "exited",
+            ErrorKind::StaleHandle => "stale_handle",
+            ErrorKind::Protocol => "protocol",
+        }
+    }
+
+    /// Whether this failure ended the helper. The next call starts a fresh one.
+    pub fn ends_helper(&self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Crashed { .. }
+                | ErrorKind::PolicyViolation { .. }
+                | ErrorKind::Timeout
+                | ErrorKind::Exited { .. }
+                | ErrorKind::Protocol
+        )
+    }
+}
+
+/// An ffb failure: what kind, and a message for the person reading it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct Error {
+    /// The kind, with its data.
+    pub kind: ErrorKind,
+    /// What happened, in one line.
+    pub message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ErrorKind::Crashed { signal } => write!(f, "crashed ({signal}): {}", self.message),
+            ErrorKind::PolicyViolation { syscall, nr } => {
+                write!(f, "policy_violation ({syscall}, nr {nr}): {}", self.message)
+            }
+            ErrorKind::Exited { code } => write!(f, "exited ({code}): {}", self.message),
+            kind => write!(f, "{}: {}", kind.name(), self.message),
+        }
+    }
+}
+
+impl Error {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The stable name of the kind.
+    pub fn kind_name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// The JSON form: `{"kind":"crashed","signal":"SIGSEGV","message":"..."}`.
+    pub fn to_json(&self) -> Json {
+        let mut map = Map::new();
+        map.insert("kind".into(), json!(self.kind.name()));
+        match &self.kind {
+            ErrorKind::Crashed { signal } => {
+                map.insert("signal".into(), json!(signal));
+            }
+            ErrorKind::PolicyViolation { syscall, nr } => {
+                map.insert("syscall".into(), json!(syscall));
+                map.insert("nr".into(), json!(nr));
+            }
+            ErrorKind::Exited { code } => {
+                map.insert("code".into(), json!(code));
+            }
+            _ => {}
+        }
+        map.insert("message".into(), json!(self.message));
+        Json::Object(map)
+    }
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn err<T>(kind: ErrorKind, message: impl Into<String>) -> Result<T> {
+    Err(Error::new(kind, message))
+}
+
+/// The conventional name of a signal number.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSTKFLT => "SIGSTKFLT",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGTSTP => "SIGTSTP",
+        libc::SIGTTIN => "SIGTTIN",
+        libc::SIGTTOU => "SIGTTOU",
+        libc::SIGURG => "SIGURG",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGVTALRM => "SIGVTALRM",
+        libc::SIGPROF => "SIGPROF",
+        libc::SIGWINCH => "SIGWINCH",
+        libc::SIGIO => "SIGIO",
+        libc::SIGPWR => "SIGPWR",
+        libc::SIGSYS => "SIGSYS",
+        other => return format!("SIG{other}"),
+    };
+    name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_carries_the_kind_data() {
+        let e = Error::new(
+            ErrorKind::PolicyViolation {
+                syscall: "execve".into(),
+                nr: 59,
+            },
+            "x",
+        );
+        assert_eq!(
+            e.to_json(),
+            json!({"kind":"policy_violation","syscall":"execve","nr":59,"message":"x"})
+        );
+        let e = Error::new(ErrorKind::Exited { code: 7 }, "y");
+        assert_eq!(e.to_json()["code"], 7);
+        assert_eq!(signal_name(11), "SIGSEGV");
+    }
+}

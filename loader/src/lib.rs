@@ -1,0 +1,47 @@
+//! # ffb-loader
+//!
+//! The host side of ffb, the sandboxed loader for legacy native code. A
+//! [`Bridge`] loads an opaque C library in a helper process locked down with
+//! seccomp-BPF, no capabilities and rlimits, and calls its functions through a
+//! shared-memory arena. Every call is a full fence
+//! (`io + nondet + mutates(all) + throws(any)`); every failure is an [`Error`]
+//! with a stable [`ErrorKind`]; a helper that crashes, hangs or breaks its
+//! policy is replaced on the next call.
+//!
+//! ```no_run
+//! use ffb_loader::{Bridge, BridgeMode, ErrorKind, Value};
+//!
+//! let mut m = Bridge::builder("libm.so.6")
+//!     .bridge_mode(BridgeMode::Enabled)
+//!     .declare("pow(f64, f64) -> f64")
+//!     .load()?;
+//! let pow = m.function("pow").unwrap();
+//! let out = m.call(pow, &[Value::F64(2.0), Value::F64(10.0)])?;
+//! assert_eq!(out.ret, Value::F64(1024.0));
+//! assert_eq!(out.effects.to_string(), "io + nondet + mutates(all) + throws(any)");
+//!
+//! match m.call(pow, &[Value::F64(2.0)]) {
+//!     Err(e) if e.kind == ErrorKind::BadArgument => {}
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok::<(), ffb_loader::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+mod arena;
+mod bridge;
+mod error;
+mod forkserver;
+mod helper;
+mod value;
+
+pub use bridge::{
+    call_effects, default_shim, Bridge, BridgeBuilder, BridgeMode, CallOutput, FunctionId,
+    DEFAULT_ARENA, DEFAULT_MAX_CSTR,
+};
+pub use error::{signal_name, Error, ErrorKind, Result};
+pub use ffb_policy::effects::{EffectSet, WORST_CASE};
+pub use ffb_policy::sandbox::SandboxPolicy;
+pub use ffb_policy::signature::Signature;
+pub use forkserver::fork_server_pid;
+pub use value::{arg_from_json, arg_from_text, hex, unhex, Handle, Value};

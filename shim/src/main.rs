@@ -1,0 +1,38 @@
+//! `ffb-shim`: the helper side of ffb.
+//!
+//! The host starts one `ffb-shim --zygote` per process. That fork server is a
+//! small, single-threaded, clean process; every helper is a `fork` of it, so
+//! the (possibly multithreaded) host never forks itself. A new helper:
+//!
+//! 1. takes its fds, its process group and its parent-death signal;
+//! 2. sets its rlimits, drops every capability, locks the securebits and sets
+//!    `no_new_privs`;
+//! 3. installs the seccomp filter and hands its listener to the host;
+//! 4. only then loads the library (its constructors already run sandboxed),
+//!    resolves every declared symbol, and serves calls through the arena.
+//!
+//! This is the code that runs next to the hostile library: keep it small.
+
+mod lockdown;
+mod serve;
+mod sys;
+mod zygote;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [flag] if flag == "--zygote" => zygote::run(),
+        [flag] if flag == "--version" => {
+            println!("ffb-shim {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!(
+                "ffb-shim: this is ffb's helper and is started by ffb itself (usage: ffb-shim --zygote, with the fork-server socket on fd 3)"
+            );
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! A helper's life after the fork: lock down, load, resolve, serve.
+
+use std::ffi::{c_void, CString};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::time::{Duration, Instant};
+
+use ffb_policy::signature::{ArgType, Pointee, RetType, ScalarType, Signature};
+use ffb_policy::wire::{
+    fds, Control, HelperMessage, Op, SpawnRequest, Status, CONTROL_SIZE, MAX_WIRE_ARGS,
+    MESSAGE_CAPACITY, MESSAGE_OFFSET,
+};
+use libffi::middle::{Cif, Type};
+
+use crate::lockdown::{self, LockdownError};
+use crate::sys::{futex_wait, send_packet, write_all};
+
+/// Runs a freshly forked helper. Never returns.
+pub fn helper_main(request: SpawnRequest, received: [i32; 4]) -> ! {
+    let parent = unsafe { libc::getppid() };
+    if let Err(LockdownError(why)) = lockdown::take_process(parent, received) {
+        fail_and_exit("load_failed", &format!("helper setup failed: {why}"));
+    }
+    for (key, value) in &request.env {
+        std::env::set_var(key, value);
+    }
+    let arena = match map_arena(request.arena_len as usize) {
+        Ok(a) => a,
+        Err(e) => fail_and_exit("load_failed", &format!("mapping the arena: {e}")),
+    };
+    let locked = lockdown::set_limits(&request.limits)
+        .and_then(|_| lockdown::drop_privileges())
+        .and_then(|_| lockdown::install_filter(&request.filter));
+    let listener = match locked {
+        Ok(fd) => fd,
+        Err(LockdownError(why)) => fail_and_exit("load_failed", &format!("lockdown failed: {why}")),
+    };
+    // The host takes the listener from this process with pidfd_getfd and
+    // answers with one byte; only then is the helper's own copy closed, before
+    // any of the library's code can run.
+    send(&HelperMessage::Listener {
+        listener_fd: listener,
+    });
+    let mut ack = [0u8; 1];
+    if unsafe { libc::read(fds::CONTROL, ack.as_mut_ptr().cast(), 1) } != 1 {
+        unsafe { libc::_exit(112) };
+    }
+    unsafe { libc::close(listener) };
+
+    let library = match load(&request.library) {
+        Ok(lib) => lib,
+        Err(message) => fail_and_exit("load_failed", &message),
+    };
+    let mut server = Server::new(arena, request.arena_len as usize, library, request.spin_us);
+    for text in &request.functions {
+        if let Err((status, message)) = server.declare(text) {
+            let kind = match status {
+                Status::SymbolNotFound => "symbol_not_found",
+                _ => "bad_signature",
+            };
+            fail_and_exit(kind, &message);
+        }
+    }
+    send(&HelperMessage::Ready);
+    unsafe { libc::close(fds::CONTROL) };
+    server.serve()
+}
+
+fn send(message: &HelperMessage) {
+    if let Ok(bytes) = serde_json::to_vec(message) {
+        let _ = send_packet(fds::CONTROL, &bytes);
+    }
+}
+
+fn fail_and_exit(kind: &str, message: &str) -> ! {
+    send(&HelperMessage::Failed {
+        kind: kind.to_string(),
+        message: message.to_string(),
+    });
+    unsafe { libc::_exit(113) }
+}
+
+fn map_arena(len: usize) -> std::io::Result<*mut u8> {
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fds::ARENA,
+            0,
+        )
+    };
+    unsafe { libc::close(fds::ARENA) };
+    if ptr == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(ptr.cast())
+}
+
+fn load(path: &str) -> Result<libloading::Library, String> {
+    let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL;
+    unsafe { libloading::os::unix::Library::open(Some(path), flags) }
+        .map(libloading::Library::from)
+        .map_err(|e| format!("cannot load '{path}': {e}"))
+}
+
+struct Function {
+    code: *mut c_void,
+    cif: Cif,
+    args: Vec<ArgType>,
+}
+
+/// Argument storage: one word per argument and a pointer to each word, built
+/// once so a call allocates nothing.
+struct ArgSlots {
+    words: [u64; MAX_WIRE_ARGS],
+    ptrs: [*mut c_void; MAX_WIRE_ARGS],
+}
+
+struct Server {
+    arena: *mut u8,
+    arena_len: usize,
+    library: libloading::Library,
+    functions: Vec<Function>,
+    slots: Box<ArgSlots>,
+    spin: Duration,
+}
+
+impl Server {
+    fn new(arena: *mut u8, arena_len: usize, library: libloading::Library, spin_us: u32) -> Self {
+        let mut slots = Box::new(ArgSlots {
+            words: [0; MAX_WIRE_ARGS],
+            ptrs: [std::ptr::null_mut(); MAX_WIRE_ARGS],
+        });
+        for i in 0..MAX_WIRE_ARGS {
+            slots.ptrs[i] = (&mut slots.words[i] as *mut u64).cast();
+        }
+        Self {
+            arena,
+            arena_len,
+            library,
+            functions: Vec::new(),
+            slots,
+            spin: Duration::from_micros(spin_us.into()),
+        }
+    }
+
+    /// The control area. The arena stays mapped for the helper's whole life.
+    fn control(&self) -> &'static Control {
+        unsafe { &*(self.arena as *const Control) }
+    }
+
+    fn declare(&mut self, text: &str) -> Result<u32, (Status, String)> {
+        let sig = Signature::parse(text)
+            .map_err(|e| (Status::BadSignature, format!("bad signature '{text}': {e}")))?;
+        let name = CString::new(sig.name.as_str())
+            .map_err(|_| (Status::BadSignature, "symbol name contains NUL".to_string()))?;
+        let code = unsafe {
+            self.library
+                .get::<*mut c_void>(name.as_bytes_with_nul())
+                .map(|s| *s)
+                .map_err(|_| {
+                    (
+                        Status::SymbolNotFound,
+                        format!("symbol '{}' not found in the library", sig.name),
+                    )
+                })?
+        };
+        if code.is_null() {
+            return Err((
+                Status::SymbolNotFound,
+                format!("symbol '{}' resolves to NULL", sig.name),
+            ));
+        }
+        let cif = Cif::new(sig.args.iter().map(|a| ffi_arg_type(*a)), ffi_ret_type(sig.ret));
+        self.functions.push(Function {
+            code,
+            cif,
+            args: sig.args,
+        });
+        Ok((self.functions.len() - 1) as u32)
+    }
+
+    fn serve(mut self) -> ! {
+        let mut last = self.control().host.req_seq.load(Acquire);
+        loop {
+            let seq = self.wait_for_request(last);
+            let ctl = self.control();
+            let (status, ret, message) = match Op::from_u32(ctl.host.op.load(Relaxed)) {
+                Some(Op::Call) => self.call(),
+                Some(Op::Declare) => self.declare_from_arena(),
+                None => (Status::BadRequest, 0, Some("unknown op".to_string())),
+            };
+            let ctl = self.control();
+            if let Some(text) = message {
+                let bytes = &text.as_bytes()[..text.len().min(MESSAGE_CAPACITY)];
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        bytes.as_ptr(),
+                        self.arena.add(MESSAGE_OFFSET),
+                        bytes.len(),
+                    );
+                }
+                ctl.helper.message_len.store(bytes.len() as u32, Relaxed);
+            } else {
+                ctl.helper.message_len.store(0, Relaxed);
+            }
+            ctl.helper.ret.store(ret, Relaxed);
+            ctl.helper.status.store(status as u32, Relaxed);
+            ctl.helper.resp_seq.store(seq, SeqCst);
+            if ctl.host.host_parked.load(SeqCst) != 0 {
+                let _ = write_all(fds::WAKE, &1u64.to_ne_bytes());
+            }
+            last = seq;
+        }
+    }
+
+    /// Spins for the configured window, then sleeps on the futex.
+    fn wait_for_request(&self, last: u32) -> u32 {
+        let ctl = self.control();
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            let seq = ctl.host.req_seq.load(Acquire);
+            if seq != last {
+                return seq;
+            }
+            spins = spins.wrapping_add(1);
+            if spins % 64 == 0 && start.elapsed() >= self.spin {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        loop {
+            ctl.helper.helper_parked.store(1, SeqCst);
+            let seq = ctl.host.req_seq.load(SeqCst);
+            if seq != last {
+                ctl.helper.helper_parked.store(0, Relaxed);
+                return seq;
+            }
+            futex_wait(&ctl.host.req_seq, last);
+            ctl.helper.helper_parked.store(0, Relaxed);
+            let seq = ctl.host.req_seq.load(Acquire);
+            if seq != last {
+                return seq;
+            }
+        }
+    }
+
+    fn call(&mut self) -> (Status, u64, Option<String>) {
+        let ctl = self.control();
+        let index = ctl.host.func.load(Relaxed) as usize;
+        let nargs = ctl.host.nargs.load(Relaxed) as usize;
+        let Some(function) = self.functions.get(index) else {
+            return (Status::BadRequest, 0, Some(format!("no function {index}")));
+        };
+        if nargs != function.args.len() {
+            return (Status::BadRequest, 0, Some("argument count mismatch".into()));
+        }
+        for (i, ty) in function.args.iter().enumerate() {
+            let word = ctl.args[i].load(Relaxed);
+            self.slots.words[i] = match ty {
+                ArgType::Scalar(_) | ArgType::Handle => word,
+                ArgType::CStr | ArgType::Bytes | ArgType::Out(_) | ArgType::Ptr(_) => {
+                    if word < CONTROL_SIZE as u64 || word >= self.arena_len as u64 {
+                        return (Status::BadRequest, 0, Some("buffer offset out of range".into()));
+                    }
+                    self.arena as u64 + word
+                }
+            };
+        }
+        let mut ret: u64 = 0;
+        unsafe {
+            libffi::raw::ffi_call(
+                function.cif.as_raw_ptr(),
+                Some(std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(
+                    function.code,
+                )),
+                (&mut ret as *mut u64).cast(),
+                self.slots.ptrs.as_mut_ptr(),
+            );
+        }
+        (Status::Ok, ret, None)
+    }
+
+    fn declare_from_arena(&mut self) -> (Status, u64, Option<String>) {
+        let len = self.control().args[0].load(Relaxed) as usize;
+        if len > self.arena_len - CONTROL_SIZE {
+            return (Status::BadRequest, 0, Some("declaration too long".into()));
+        }
+        let bytes =
+            unsafe { std::slice::from_raw_parts(self.arena.add(CONTROL_SIZE), len) }.to_vec();
+        let Ok(text) = String::from_utf8(bytes) else {
+            return (Status::BadSignature, 0, Some("signature is not UTF-8".into()));
+        };
+        match self.declare(&text) {
+            Ok(index) => (Status::Ok, index.into(), None),
+            Err((status, message)) => (status, 0, Some(message)),
+        }
+    }
+}
+
+fn ffi_scalar(s: ScalarType) -> Type {
+    match s {
+        ScalarType::I8 => Type::i8(),
+        ScalarType::I16 => Type::i16(),
+        ScalarType::I32 => Type::i32(),
+        ScalarType::I64 => Type::i64(),
+        ScalarType::U8 => Type::u8(),
+        ScalarType::U16 => Type::u16(),
+        ScalarType::U32 => Type::u32(),
+        ScalarType::U64 => Type::u64(),
+        ScalarType::Isize => Type::isize(),
+        ScalarType::Usize => Type::usize(),
+        ScalarType::F32 => Type::f32(),
+        ScalarType::F64 => Type::f64(),
+    }
+}
+
+fn ffi_arg_type(a: ArgType) -> Type {
+    match a {
+        ArgType::Scalar(s) => ffi_scalar(s),
+        ArgType::CStr | ArgType::Bytes | ArgType::Out(_) | ArgType::Handle => Type::pointer(),
+        ArgType::Ptr(Pointee::Scalar(_) | Pointee::Handle) => Type::pointer(),
+    }
+}
+
+fn ffi_ret_type(r: RetType) -> Type {
+    match r {
+        RetType::Void => Type::void(),
+        RetType::Scalar(s) => ffi_scalar(s),
+        RetType::CStr | RetType::Handle => Type::pointer(),
+    }
+}

@@ -1,0 +1,77 @@
+//! Compiles the C fixtures in `fixtures/` into real shared libraries in
+//! `OUT_DIR` and exports their paths to the crate (lib and integration
+//! tests) as `FFB_FIXTURE_LIB` and `FFB_HOSTILE_LIB`.
+//!
+//! The compiler is found with the `cc` crate's detection (so `CC`,
+//! `CFLAGS`, cross targets etc. are honoured), but it is invoked directly
+//! to link a `.so` rather than the static archive `cc` would produce.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (library stem, source file, env var exported to the crate)
+const LIBS: &[(&str, &str, &str)] = &[
+    ("ffb_fixture", "fixtures/ffb_fixture.c", "FFB_FIXTURE_LIB"),
+    ("ffb_hostile", "fixtures/ffb_hostile.c", "FFB_HOSTILE_LIB"),
+];
+
+/// Headers the sources include; a change to any of them rebuilds both.
+const HEADERS: &[&str] = &["fixtures/ffb_fixture.h", "fixtures/ffb_hostile.h"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
+
+    println!("cargo:rerun-if-changed=build.rs");
+    for h in HEADERS {
+        println!("cargo:rerun-if-changed={h}");
+    }
+
+    // Probe once; `cc` reads TARGET/HOST/OPT_LEVEL etc. from cargo's env.
+    let compiler = cc::Build::new().cargo_metadata(false).get_compiler();
+
+    for (stem, src, var) in LIBS {
+        println!("cargo:rerun-if-changed={src}");
+        let src_path = manifest_dir.join(src);
+        let out = out_dir.join(format!("lib{stem}.so"));
+        compile(&compiler, &src_path, &out);
+        println!("cargo:rustc-env={var}={}", out.display());
+    }
+}
+
+fn compile(compiler: &cc::Tool, src: &Path, out: &Path) {
+    let mut cmd: Command = compiler.to_command();
+    cmd.args(["-shared", "-fPIC", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(out)
+        .arg(src)
+        .arg("-lpthread");
+    // Program and arguments only (`{cmd:?}` would also dump the whole env).
+    let shown = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let output = match cmd.output() {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "ffb-tests: could not run the C compiler {:?} to build fixture {}: {e}\n  command: {shown}",
+            compiler.path(),
+            src.display()
+        ),
+    };
+    if !output.status.success() {
+        panic!(
+            "ffb-tests: failed to compile C fixture {} into {} ({})\n  command: {shown}\n--- compiler stdout ---\n{}\n--- compiler stderr ---\n{}",
+            src.display(),
+            out.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+    }
+    // Surface any (non-fatal) compiler chatter in cargo's build output.
+    for line in String::from_utf8_lossy(&output.stderr).lines() {
+        println!("cargo:warning={line}");
+    }
+}
