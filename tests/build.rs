@@ -20,7 +20,8 @@ const LIBS: &[(&str, &str, &str)] = &[
 const HEADERS: &[&str] = &["fixtures/ffb_fixture.h", "fixtures/ffb_hostile.h"];
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
 
     println!("cargo:rerun-if-changed=build.rs");
@@ -42,10 +43,12 @@ fn main() {
 
 fn compile(compiler: &cc::Tool, src: &Path, out: &Path) {
     let mut cmd: Command = compiler.to_command();
-    cmd.args(["-shared", "-fPIC", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-o"])
-        .arg(out)
-        .arg(src)
-        .arg("-lpthread");
+    cmd.args([
+        "-shared", "-fPIC", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-o",
+    ])
+    .arg(out)
+    .arg(src)
+    .arg("-lpthread");
     // Program and arguments only (`{cmd:?}` would also dump the whole env).
     let shown = std::iter::once(cmd.get_program())
         .chain(cmd.get_args())

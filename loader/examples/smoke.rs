@@ -8,7 +8,13 @@ fn main() {
         .declare("ffb_nop() -> void")
         .declare("ffb_greet() -> cstr")
         .declare("ffb_fill_out(out[8], usize) -> i32")
-        .shim(std::env::current_exe().unwrap().parent().unwrap().join("../ffb-shim"))
+        .shim(
+            std::env::current_exe()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("../ffb-shim"),
+        )
         .load();
     println!("load {:?} {:?}", t.elapsed(), b.as_ref().err());
     let mut b = b.unwrap();
@@ -18,6 +24,8 @@ fn main() {
     println!("{:?}", b.call_by_name("ffb_fill_out", &[Value::Usize(8)]));
     let n = b.function("ffb_nop").unwrap();
     let t = std::time::Instant::now();
-    for _ in 0..100000 { b.call(n, &[]).unwrap(); }
+    for _ in 0..100000 {
+        b.call(n, &[]).unwrap();
+    }
     println!("nop {:?}/call", t.elapsed() / 100000);
 }

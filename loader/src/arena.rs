@@ -25,7 +25,10 @@ impl Arena {
     pub fn create(len: usize) -> Result<Arena> {
         let len = len.max(MIN_ARENA);
         let io = |what: &str, e: std::io::Error| {
-            Error::new(ErrorKind::LoadFailed, format!("creating the arena: {what}: {e}"))
+            Error::new(
+                ErrorKind::LoadFailed,
+                format!("creating the arena: {what}: {e}"),
+            )
         };
         let name = CStr::from_bytes_with_nul(b"ffb-arena\0").expect("static name");
         let fd = unsafe {

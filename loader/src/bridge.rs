@@ -173,7 +173,10 @@ impl BridgeBuilder {
             functions.push(parse_signature(text)?);
         }
         let filter = self.policy.compile().map_err(|e| {
-            Error::new(ErrorKind::LoadFailed, format!("policy '{}': {e}", self.policy.name))
+            Error::new(
+                ErrorKind::LoadFailed,
+                format!("policy '{}': {e}", self.policy.name),
+            )
         })?;
         let shim = match self.shim {
             Some(p) => p,
@@ -334,10 +337,7 @@ impl Bridge {
                 return err(ErrorKind::BadSignature, "signature longer than the arena");
             }
             helper.arena().write(CONTROL_SIZE, text.as_bytes());
-            helper
-                .arena()
-                .control()
-                .args[0]
+            helper.arena().control().args[0]
                 .store(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let deadline = Instant::now() + self.timeout;
             let response = match helper.round_trip(Op::Declare, 0, 1, deadline) {
@@ -350,7 +350,10 @@ impl Bridge {
             match response.status {
                 Status::Ok if response.ret == self.functions.len() as u64 => {}
                 Status::Ok => {
-                    let e = Error::new(ErrorKind::Protocol, "the helper numbered a function wrongly");
+                    let e = Error::new(
+                        ErrorKind::Protocol,
+                        "the helper numbered a function wrongly",
+                    );
                     self.helper = None;
                     self.helper_ended();
                     return Err(e);
@@ -443,10 +446,7 @@ impl Bridge {
     /// Calls a declared function by name.
     pub fn call_by_name(&mut self, name: &str, args: &[Value]) -> Result<CallOutput> {
         let f = self.function(name).ok_or_else(|| {
-            Error::new(
-                ErrorKind::BadSignature,
-                format!("'{name}' is not declared"),
-            )
+            Error::new(ErrorKind::BadSignature, format!("'{name}' is not declared"))
         })?;
         self.call(f, args)
     }
@@ -462,51 +462,55 @@ impl Bridge {
         // Copy in: scalars as words, buffers into the data area.
         let arena = helper.arena();
         {
-        let ctl = arena.control();
-        for (i, (ty, value, offset)) in prepared.iter().enumerate() {
-            let word = match (ty, value) {
-                (ArgType::Scalar(_), v) => encode_scalar(v),
-                (ArgType::Handle, v) => match handle_raw(v, generation, &self.handles) {
-                    Ok(raw) => raw,
-                    Err(e) => return Err(e),
-                },
-                (ArgType::CStr | ArgType::Bytes, v) => {
-                    let bytes = v.as_bytes().unwrap_or_default();
-                    arena.write(*offset, bytes);
-                    if *ty == ArgType::CStr {
-                        arena.write(*offset + bytes.len(), &[0]);
+            let ctl = arena.control();
+            for (i, (ty, value, offset)) in prepared.iter().enumerate() {
+                let word = match (ty, value) {
+                    (ArgType::Scalar(_), v) => encode_scalar(v),
+                    (ArgType::Handle, v) => match handle_raw(v, generation, &self.handles) {
+                        Ok(raw) => raw,
+                        Err(e) => return Err(e),
+                    },
+                    (ArgType::CStr | ArgType::Bytes, v) => {
+                        let bytes = v.as_bytes().unwrap_or_default();
+                        arena.write(*offset, bytes);
+                        if *ty == ArgType::CStr {
+                            arena.write(*offset + bytes.len(), &[0]);
+                        }
+                        *offset as u64
                     }
-                    *offset as u64
-                }
-                (ArgType::Out(n), _) => {
-                    arena.zero(*offset, *n);
-                    *offset as u64
-                }
-                (ArgType::Ptr(Pointee::Scalar(_)), v) => {
-                    arena.write(*offset, &encode_scalar(v).to_ne_bytes());
-                    *offset as u64
-                }
-                (ArgType::Ptr(Pointee::Handle), v) => {
-                    let raw = handle_raw(v, generation, &self.handles)?;
-                    arena.write(*offset, &raw.to_ne_bytes());
-                    *offset as u64
-                }
-            };
-            ctl.args[i].store(word, std::sync::atomic::Ordering::Relaxed);
-        }
+                    (ArgType::Out(n), _) => {
+                        arena.zero(*offset, *n);
+                        *offset as u64
+                    }
+                    (ArgType::Ptr(Pointee::Scalar(_)), v) => {
+                        arena.write(*offset, &encode_scalar(v).to_ne_bytes());
+                        *offset as u64
+                    }
+                    (ArgType::Ptr(Pointee::Handle), v) => {
+                        let raw = handle_raw(v, generation, &self.handles)?;
+                        arena.write(*offset, &raw.to_ne_bytes());
+                        *offset as u64
+                    }
+                };
+                ctl.args[i].store(word, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         let deadline = Instant::now() + self.timeout;
-        let response = match helper.round_trip(Op::Call, f.0 as u32, sig.args.len() as u32, deadline) {
-            Ok(r) => r,
-            Err(e) => {
-                self.helper_ended();
-                return Err(e);
-            }
-        };
+        let response =
+            match helper.round_trip(Op::Call, f.0 as u32, sig.args.len() as u32, deadline) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.helper_ended();
+                    return Err(e);
+                }
+            };
         if response.status != Status::Ok {
             let e = Error::new(
                 ErrorKind::Protocol,
-                format!("the helper answered a call with status {:?}", response.status),
+                format!(
+                    "the helper answered a call with status {:?}",
+                    response.status
+                ),
             );
             self.helper_ended();
             return Err(e);
@@ -534,7 +538,11 @@ impl Bridge {
                 ArgType::Ptr(Pointee::Handle) => {
                     let mut word = [0u8; 8];
                     arena.read_into(*offset, &mut word);
-                    Some(register_handle(u64::from_ne_bytes(word), generation, &mut self.handles))
+                    Some(register_handle(
+                        u64::from_ne_bytes(word),
+                        generation,
+                        &mut self.handles,
+                    ))
                 }
                 _ => None,
             });

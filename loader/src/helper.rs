@@ -82,7 +82,14 @@ fn pipe_pair(kind: libc::c_int) -> Result<(OwnedFd, OwnedFd)> {
     let rc = if kind == 0 {
         unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }
     } else {
-        unsafe { libc::socketpair(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) }
+        unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                kind | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        }
     };
     if rc != 0 {
         return Err(sys_err("creating a channel"));
@@ -165,7 +172,11 @@ impl Helper {
         loop {
             let listener = self.listener.as_ref().map(|l| l.as_raw_fd());
             let ready = poll_fds(
-                &[Some(control.as_raw_fd()), Some(self.pidfd.as_raw_fd()), listener],
+                &[
+                    Some(control.as_raw_fd()),
+                    Some(self.pidfd.as_raw_fd()),
+                    listener,
+                ],
                 deadline,
             );
             if ready[2] {
@@ -173,19 +184,34 @@ impl Helper {
             }
             if ready[0] {
                 let n = unsafe {
-                    libc::recv(control.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+                    libc::recv(
+                        control.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_DONTWAIT,
+                    )
                 };
                 if n > 0 {
                     // Read once: the library's constructors may have written here too.
-                    let message: HelperMessage =
-                        serde_json::from_slice(&buf[..n as usize]).map_err(|_| {
-                            Error::new(ErrorKind::Protocol, "garbage on the helper's control channel")
+                    let message: HelperMessage = serde_json::from_slice(&buf[..n as usize])
+                        .map_err(|_| {
+                            Error::new(
+                                ErrorKind::Protocol,
+                                "garbage on the helper's control channel",
+                            )
                         })?;
                     match message {
                         HelperMessage::Listener { listener_fd } if self.listener.is_none() => {
                             self.listener = Some(self.take_listener(listener_fd)?);
                             let ack = [1u8];
-                            unsafe { libc::send(control.as_raw_fd(), ack.as_ptr().cast(), 1, libc::MSG_NOSIGNAL) };
+                            unsafe {
+                                libc::send(
+                                    control.as_raw_fd(),
+                                    ack.as_ptr().cast(),
+                                    1,
+                                    libc::MSG_NOSIGNAL,
+                                )
+                            };
                         }
                         HelperMessage::Ready if self.listener.is_some() => return Ok(()),
                         HelperMessage::Failed { kind, message } => {
@@ -233,9 +259,8 @@ impl Helper {
     /// constructor cannot have sent this message (none has run yet), but the
     /// check costs nothing and guards the one thing violation reports rest on.
     fn take_listener(&self, remote_fd: i32) -> Result<OwnedFd> {
-        let fd = unsafe {
-            libc::syscall(libc::SYS_pidfd_getfd, self.pidfd.as_raw_fd(), remote_fd, 0)
-        };
+        let fd =
+            unsafe { libc::syscall(libc::SYS_pidfd_getfd, self.pidfd.as_raw_fd(), remote_fd, 0) };
         let fd = owned(fd as RawFd, "taking the seccomp listener (pidfd_getfd)")?;
         let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .map(|p| p.to_string_lossy().into_owned())
@@ -250,7 +275,13 @@ impl Helper {
     }
 
     /// Sends one request and waits for its answer, the helper's death, or the deadline.
-    pub fn round_trip(&mut self, op: Op, func: u32, nargs: u32, deadline: Instant) -> Result<Response> {
+    pub fn round_trip(
+        &mut self,
+        op: Op,
+        func: u32,
+        nargs: u32,
+        deadline: Instant,
+    ) -> Result<Response> {
         if let Some(e) = &self.ended {
             return Err(e.clone());
         }
@@ -311,7 +342,11 @@ impl Helper {
             }
             let listener = self.listener.as_ref().map(|l| l.as_raw_fd());
             let ready = poll_fds(
-                &[Some(self.wake.as_raw_fd()), Some(self.pidfd.as_raw_fd()), listener],
+                &[
+                    Some(self.wake.as_raw_fd()),
+                    Some(self.pidfd.as_raw_fd()),
+                    listener,
+                ],
                 deadline,
             );
             self.arena.control().host.host_parked.store(0, Relaxed);
@@ -359,7 +394,13 @@ impl Helper {
             if !poll_fds(&[Some(self.pidfd.as_raw_fd())], Instant::now())[0] {
                 libc::kill(-self.pid, libc::SIGKILL);
             }
-            libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, 0, 0);
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                0,
+                0,
+            );
         }
     }
 
@@ -378,7 +419,11 @@ impl Helper {
                 break;
             }
             let n = unsafe {
-                libc::read(self.status_pipe.as_raw_fd(), status[got..].as_mut_ptr().cast(), 4 - got)
+                libc::read(
+                    self.status_pipe.as_raw_fd(),
+                    status[got..].as_mut_ptr().cast(),
+                    4 - got,
+                )
             };
             if n <= 0 {
                 break;
@@ -415,10 +460,16 @@ impl Helper {
                 );
             }
             Some(KillReason::Timeout) => {
-                return Error::new(ErrorKind::Timeout, "the call timed out; the helper was killed")
+                return Error::new(
+                    ErrorKind::Timeout,
+                    "the call timed out; the helper was killed",
+                )
             }
             Some(KillReason::Protocol) => {
-                return Error::new(ErrorKind::Protocol, "the helper broke the protocol and was killed")
+                return Error::new(
+                    ErrorKind::Protocol,
+                    "the helper broke the protocol and was killed",
+                )
             }
             Some(KillReason::Dropped) | None => {}
         }
@@ -530,7 +581,9 @@ impl Helper {
             }
             at += n as u64;
         }
-        Err(format!("the returned string is longer than the {bound}-byte bound"))
+        Err(format!(
+            "the returned string is longer than the {bound}-byte bound"
+        ))
     }
 }
 
@@ -552,7 +605,10 @@ fn open_output(path: Option<&std::path::Path>) -> Result<OwnedFd> {
             .map_err(|e| {
                 Error::new(
                     ErrorKind::LoadFailed,
-                    format!("cannot open the extension's output file '{}': {e}", p.display()),
+                    format!(
+                        "cannot open the extension's output file '{}': {e}",
+                        p.display()
+                    ),
                 )
             })?,
         None => std::fs::OpenOptions::new()

@@ -421,8 +421,14 @@ mod tests {
         let i8t = ArgType::Scalar(ScalarType::I8);
         assert_eq!(arg_from_text(i8t, "-128", 1).unwrap(), Value::I8(-128));
         assert_eq!(arg_from_text(i8t, "0x7f", 1).unwrap(), Value::I8(127));
-        assert!(arg_from_text(i8t, "128", 1).unwrap_err().message.contains("out of range"));
-        assert!(arg_from_text(i8t, "12a", 2).unwrap_err().message.starts_with("argument 2"));
+        assert!(arg_from_text(i8t, "128", 1)
+            .unwrap_err()
+            .message
+            .contains("out of range"));
+        assert!(arg_from_text(i8t, "12a", 2)
+            .unwrap_err()
+            .message
+            .starts_with("argument 2"));
         let u64t = ArgType::Scalar(ScalarType::U64);
         assert_eq!(
             arg_from_text(u64t, "0xffffffffffffffff", 1).unwrap(),

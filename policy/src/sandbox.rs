@@ -269,7 +269,10 @@ pub const FLOOR: &[FloorEntry] = &[
     floor("io_uring_setup", WHY_IO_URING),
     floor("io_uring_enter", WHY_IO_URING),
     floor("io_uring_register", WHY_IO_URING),
-    floor("userfaultfd", "it lets a library stall the kernel mid-copy, a classic exploit aid"),
+    floor(
+        "userfaultfd",
+        "it lets a library stall the kernel mid-copy, a classic exploit aid",
+    ),
     floor("kexec_load", WHY_KERNEL),
     floor("kexec_file_load", WHY_KERNEL),
     floor("init_module", WHY_KERNEL),
@@ -280,10 +283,16 @@ pub const FLOOR: &[FloorEntry] = &[
     floor("pivot_root", WHY_MOUNT),
     floor("move_mount", WHY_MOUNT),
     floor("fsmount", WHY_MOUNT),
-    floor("setns", "joining another namespace escapes the helper's isolation"),
+    floor(
+        "setns",
+        "joining another namespace escapes the helper's isolation",
+    ),
     floor("keyctl", "kernel keyrings are shared beyond the helper"),
     floor("add_key", "kernel keyrings are shared beyond the helper"),
-    floor("request_key", "kernel keyrings are shared beyond the helper"),
+    floor(
+        "request_key",
+        "kernel keyrings are shared beyond the helper",
+    ),
     floor("seccomp", "the helper's filter is fixed once installed"),
 ];
 
@@ -396,10 +405,8 @@ impl SandboxPolicy {
             SyscallRule::new(name, Action::Allow, conditions)
         };
         let no_exec = || vec![ArgCondition::new(2, CmpOp::MaskedEq(PROT_EXEC), 0)];
-        let mut rules: Vec<Result<SyscallRule, PolicyError>> = PURE_UNCONDITIONAL
-            .iter()
-            .map(|name| always(name))
-            .collect();
+        let mut rules: Vec<Result<SyscallRule, PolicyError>> =
+            PURE_UNCONDITIONAL.iter().map(|name| always(name)).collect();
         rules.extend([
             when("mmap", no_exec()),
             when("mprotect", no_exec()),
@@ -422,10 +429,7 @@ impl SandboxPolicy {
                 )],
             ),
             // stdio asks whether stdout is a terminal.
-            when(
-                "ioctl",
-                vec![ArgCondition::new(1, CmpOp::Eq, libc::TCGETS)],
-            ),
+            when("ioctl", vec![ArgCondition::new(1, CmpOp::Eq, libc::TCGETS)]),
             when(
                 "ioctl",
                 vec![ArgCondition::new(1, CmpOp::Eq, libc::TIOCGWINSZ)],
@@ -705,7 +709,8 @@ fn chain_segments(
             TargetArch::x86_64,
         )
         .map_err(|e| PolicyError::Compile(e.to_string()))?;
-        compiled.push(BpfProgram::try_from(filter).map_err(|e| PolicyError::Compile(e.to_string()))?);
+        compiled
+            .push(BpfProgram::try_from(filter).map_err(|e| PolicyError::Compile(e.to_string()))?);
     }
     let mut program: Vec<sock_filter> = Vec::new();
     for segment in compiled {
@@ -852,11 +857,34 @@ mod tests {
     #[test]
     fn pure_allows_the_call_loop_and_routes_the_rest_to_the_host() {
         let f = SandboxPolicy::pure().compile().unwrap();
-        for name in ["read", "write", "futex", "exit_group", "getrandom", "munmap"] {
-            assert_eq!(f.evaluate(nr(name), &NONE), libc::SECCOMP_RET_ALLOW, "{name}");
+        for name in [
+            "read",
+            "write",
+            "futex",
+            "exit_group",
+            "getrandom",
+            "munmap",
+        ] {
+            assert_eq!(
+                f.evaluate(nr(name), &NONE),
+                libc::SECCOMP_RET_ALLOW,
+                "{name}"
+            );
         }
-        for name in ["openat", "socket", "execve", "ptrace", "bpf", "io_uring_setup", "kill"] {
-            assert_eq!(f.evaluate(nr(name), &NONE), SECCOMP_RET_USER_NOTIF, "{name}");
+        for name in [
+            "openat",
+            "socket",
+            "execve",
+            "ptrace",
+            "bpf",
+            "io_uring_setup",
+            "kill",
+        ] {
+            assert_eq!(
+                f.evaluate(nr(name), &NONE),
+                SECCOMP_RET_USER_NOTIF,
+                "{name}"
+            );
         }
         assert_eq!(
             f.evaluate(nr("clone3"), &NONE),
@@ -877,22 +905,51 @@ mod tests {
     fn exec_mappings_are_not_allowed_after_loading() {
         let p = SandboxPolicy::pure();
         let f = p.compile().unwrap();
-        let rw = [0, 4096, (libc::PROT_READ | libc::PROT_WRITE) as u64, 0, 0, 0];
+        let rw = [
+            0,
+            4096,
+            (libc::PROT_READ | libc::PROT_WRITE) as u64,
+            0,
+            0,
+            0,
+        ];
         let rx = [0, 4096, (libc::PROT_READ | libc::PROT_EXEC) as u64, 0, 0, 0];
         assert_eq!(f.evaluate(nr("mmap"), &rw), libc::SECCOMP_RET_ALLOW);
         assert_eq!(f.evaluate(nr("mmap"), &rx), SECCOMP_RET_USER_NOTIF);
-        assert_eq!(p.verdict(nr("mmap"), &rx, Phase::Loading, |_| false), Verdict::Continue);
-        assert_eq!(p.verdict(nr("mmap"), &rx, Phase::Serving, |_| false), Verdict::Violation);
+        assert_eq!(
+            p.verdict(nr("mmap"), &rx, Phase::Loading, |_| false),
+            Verdict::Continue
+        );
+        assert_eq!(
+            p.verdict(nr("mmap"), &rx, Phase::Serving, |_| false),
+            Verdict::Violation
+        );
     }
 
     #[test]
     fn loading_may_only_open_for_reading() {
         let p = SandboxPolicy::pure();
-        let read = [0, 0, libc::O_RDONLY as u64 | libc::O_CLOEXEC as u64, 0, 0, 0];
+        let read = [
+            0,
+            0,
+            libc::O_RDONLY as u64 | libc::O_CLOEXEC as u64,
+            0,
+            0,
+            0,
+        ];
         let write = [0, 0, libc::O_WRONLY as u64, 0, 0, 0];
-        assert_eq!(p.verdict(nr("openat"), &read, Phase::Loading, |_| false), Verdict::Continue);
-        assert_eq!(p.verdict(nr("openat"), &write, Phase::Loading, |_| false), Verdict::Violation);
-        assert_eq!(p.verdict(nr("openat"), &read, Phase::Serving, |_| false), Verdict::Violation);
+        assert_eq!(
+            p.verdict(nr("openat"), &read, Phase::Loading, |_| false),
+            Verdict::Continue
+        );
+        assert_eq!(
+            p.verdict(nr("openat"), &write, Phase::Loading, |_| false),
+            Verdict::Violation
+        );
+        assert_eq!(
+            p.verdict(nr("openat"), &read, Phase::Serving, |_| false),
+            Verdict::Violation
+        );
     }
 
     #[test]
@@ -901,23 +958,44 @@ mod tests {
         let me = 4242;
         let is_me = |t: i64| t == me;
         let at = |t: i64| [t as u64, libc::SIGABRT as u64, 0, 0, 0, 0];
-        assert_eq!(p.verdict(nr("tgkill"), &at(me), Phase::Serving, is_me), Verdict::Continue);
-        assert_eq!(p.verdict(nr("kill"), &at(0), Phase::Serving, is_me), Verdict::Continue);
-        assert_eq!(p.verdict(nr("kill"), &at(1), Phase::Serving, is_me), Verdict::Violation);
-        assert_eq!(p.verdict(nr("kill"), &at(-1), Phase::Serving, is_me), Verdict::Violation);
-        assert_eq!(p.verdict(nr("tgkill"), &at(7), Phase::Serving, is_me), Verdict::Violation);
+        assert_eq!(
+            p.verdict(nr("tgkill"), &at(me), Phase::Serving, is_me),
+            Verdict::Continue
+        );
+        assert_eq!(
+            p.verdict(nr("kill"), &at(0), Phase::Serving, is_me),
+            Verdict::Continue
+        );
+        assert_eq!(
+            p.verdict(nr("kill"), &at(1), Phase::Serving, is_me),
+            Verdict::Violation
+        );
+        assert_eq!(
+            p.verdict(nr("kill"), &at(-1), Phase::Serving, is_me),
+            Verdict::Violation
+        );
+        assert_eq!(
+            p.verdict(nr("tgkill"), &at(7), Phase::Serving, is_me),
+            Verdict::Violation
+        );
     }
 
     #[test]
     fn the_floor_cannot_be_granted() {
-        for name in ["execve", "ptrace", "bpf", "mount", "fork", "clone", "seccomp"] {
+        for name in [
+            "execve", "ptrace", "bpf", "mount", "fork", "clone", "seccomp",
+        ] {
             let err = SandboxPolicy::pure().allow(name).unwrap_err();
             assert!(matches!(err, PolicyError::Floor { .. }), "{name}: {err}");
         }
         let thread_only = SyscallRule::new(
             "clone",
             Action::Allow,
-            vec![ArgCondition::new(0, CmpOp::MaskedEq(CLONE_THREAD), CLONE_THREAD)],
+            vec![ArgCondition::new(
+                0,
+                CmpOp::MaskedEq(CLONE_THREAD),
+                CLONE_THREAD,
+            )],
         )
         .unwrap();
         assert!(SandboxPolicy::pure().with_rule(thread_only).is_ok());
@@ -926,7 +1004,9 @@ mod tests {
     #[test]
     fn errno_rules_and_defaults_compile_to_their_actions() {
         let mut p = SandboxPolicy::pure()
-            .with_rule(SyscallRule::new("socket", Action::Errno(libc::EACCES as u32), vec![]).unwrap())
+            .with_rule(
+                SyscallRule::new("socket", Action::Errno(libc::EACCES as u32), vec![]).unwrap(),
+            )
             .unwrap();
         p.default_action = Action::Errno(libc::EPERM as u32);
         let f = p.compile().unwrap();

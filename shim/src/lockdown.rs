@@ -74,7 +74,12 @@ pub fn set_limits(limits: &Limits) -> Result<(), LockdownError> {
     let bytes = limits.memory_mb.saturating_mul(1 << 20);
     set(libc::RLIMIT_AS, bytes, bytes, "RLIMIT_AS")?;
     set(libc::RLIMIT_CORE, 0, 0, "RLIMIT_CORE")?;
-    set(libc::RLIMIT_NOFILE, limits.open_files, limits.open_files, "RLIMIT_NOFILE")?;
+    set(
+        libc::RLIMIT_NOFILE,
+        limits.open_files,
+        limits.open_files,
+        "RLIMIT_NOFILE",
+    )?;
     // SIGXCPU at the soft limit (reported as resource_limit), SIGKILL one second later.
     let cpu = limits.cpu_seconds.max(1);
     set(libc::RLIMIT_CPU, cpu, cpu + 1, "RLIMIT_CPU")?;
@@ -165,7 +170,9 @@ pub fn drop_privileges() -> Result<(), LockdownError> {
         .iter()
         .any(|c| c.effective != 0 || c.permitted != 0 || c.inheritable != 0)
     {
-        return Err(LockdownError("capabilities remain after dropping them".into()));
+        return Err(LockdownError(
+            "capabilities remain after dropping them".into(),
+        ));
     }
     Ok(())
 }

@@ -172,7 +172,10 @@ impl Server {
                 format!("symbol '{}' resolves to NULL", sig.name),
             ));
         }
-        let cif = Cif::new(sig.args.iter().map(|a| ffi_arg_type(*a)), ffi_ret_type(sig.ret));
+        let cif = Cif::new(
+            sig.args.iter().map(|a| ffi_arg_type(*a)),
+            ffi_ret_type(sig.ret),
+        );
         self.functions.push(Function {
             code,
             cif,
@@ -182,7 +185,9 @@ impl Server {
     }
 
     fn serve(mut self) -> ! {
-        let mut last = self.control().host.req_seq.load(Acquire);
+        // The host may post its first request before this loop starts; its
+        // sequence numbers start at 1, so 0 is "nothing answered yet".
+        let mut last = 0;
         loop {
             let seq = self.wait_for_request(last);
             let ctl = self.control();
@@ -255,7 +260,11 @@ impl Server {
             return (Status::BadRequest, 0, Some(format!("no function {index}")));
         };
         if nargs != function.args.len() {
-            return (Status::BadRequest, 0, Some("argument count mismatch".into()));
+            return (
+                Status::BadRequest,
+                0,
+                Some("argument count mismatch".into()),
+            );
         }
         for (i, ty) in function.args.iter().enumerate() {
             let word = ctl.args[i].load(Relaxed);
@@ -263,7 +272,11 @@ impl Server {
                 ArgType::Scalar(_) | ArgType::Handle => word,
                 ArgType::CStr | ArgType::Bytes | ArgType::Out(_) | ArgType::Ptr(_) => {
                     if word < CONTROL_SIZE as u64 || word >= self.arena_len as u64 {
-                        return (Status::BadRequest, 0, Some("buffer offset out of range".into()));
+                        return (
+                            Status::BadRequest,
+                            0,
+                            Some("buffer offset out of range".into()),
+                        );
                     }
                     self.arena as u64 + word
                 }
@@ -291,7 +304,11 @@ impl Server {
         let bytes =
             unsafe { std::slice::from_raw_parts(self.arena.add(CONTROL_SIZE), len) }.to_vec();
         let Ok(text) = String::from_utf8(bytes) else {
-            return (Status::BadSignature, 0, Some("signature is not UTF-8".into()));
+            return (
+                Status::BadSignature,
+                0,
+                Some("signature is not UTF-8".into()),
+            );
         };
         match self.declare(&text) {
             Ok(index) => (Status::Ok, index.into(), None),

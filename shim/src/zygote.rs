@@ -123,9 +123,11 @@ fn spawn(
     sigchld: RawFd,
     status_pipes: &mut HashMap<i32, RawFd>,
 ) {
-    let close_all = |fds: &[RawFd]| fds.iter().for_each(|&fd| unsafe {
-        libc::close(fd);
-    });
+    let close_all = |fds: &[RawFd]| {
+        fds.iter().for_each(|&fd| unsafe {
+            libc::close(fd);
+        })
+    };
     let request: SpawnRequest = match serde_json::from_slice(request) {
         Ok(r) => r,
         Err(_) => {
@@ -142,7 +144,9 @@ fn spawn(
     }
     close_all(&[control, wake, arena, output]);
     if pid < 0 {
-        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        let errno = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
         close_all(&[status]);
         return reply(-errno, None);
     }
