@@ -216,6 +216,9 @@ pub struct Limits {
     pub open_files: u64,
     /// Per-call timeout, in milliseconds.
     pub call_timeout_ms: u64,
+    /// Most threads the helper may run (enforced through `RLIMIT_NPROC` only when
+    /// the helper runs as its own user; otherwise advisory).
+    pub threads: u64,
 }
 
 impl Default for Limits {
@@ -225,6 +228,7 @@ impl Default for Limits {
             cpu_seconds: 3600,
             open_files: 64,
             call_timeout_ms: 30_000,
+            threads: 16,
         }
     }
 }
@@ -380,6 +384,70 @@ pub struct SandboxPolicy {
     pub rules: Vec<SyscallRule>,
     /// Resource limits.
     pub limits: Limits,
+    /// Landlock filesystem rules; empty means no filesystem access at all
+    /// once the library is loaded.
+    pub filesystem: FilesystemRules,
+    /// Landlock TCP rules.
+    pub network: NetworkRules,
+    /// Namespaces the helper is placed in (none unless asked).
+    pub namespaces: Vec<Namespace>,
+    /// Run the helper as this user and group instead of the host's.
+    pub run_as: Option<Identity>,
+    /// Non-fatal findings from loading the policy (for example, an imported
+    /// profile that allows floor syscalls, which stay denied).
+    pub warnings: Vec<String>,
+}
+
+/// Paths the extension may reach (Landlock). A directory grants what is beneath it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesystemRules {
+    /// Readable paths.
+    pub read: Vec<std::path::PathBuf>,
+    /// Writable (and readable) paths.
+    pub write: Vec<std::path::PathBuf>,
+}
+
+/// TCP ports the extension may reach (Landlock ABI 4 and later).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRules {
+    /// Ports it may connect to.
+    pub connect_tcp: Vec<u16>,
+    /// Ports it may bind.
+    pub bind_tcp: Vec<u16>,
+}
+
+impl NetworkRules {
+    /// Whether any TCP rule is present.
+    pub fn is_empty(&self) -> bool {
+        self.connect_tcp.is_empty() && self.bind_tcp.is_empty()
+    }
+}
+
+/// A Linux namespace the helper can be placed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Namespace {
+    /// A user namespace (the helper is root only inside it).
+    User,
+    /// A pid namespace.
+    Pid,
+    /// An empty network namespace: no network at all.
+    Net,
+    /// An IPC namespace.
+    Ipc,
+    /// A mount namespace.
+    Mount,
+}
+
+/// A user and group to run the helper as.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The uid.
+    pub uid: u32,
+    /// The gid.
+    pub gid: u32,
+    /// The name it was given by, for messages.
+    pub name: String,
 }
 
 impl Default for SandboxPolicy {
@@ -451,6 +519,11 @@ impl SandboxPolicy {
                 .collect::<Result<_, _>>()
                 .expect("the pure preset names only real syscalls"),
             limits: Limits::default(),
+            filesystem: FilesystemRules::default(),
+            network: NetworkRules::default(),
+            namespaces: Vec::new(),
+            run_as: None,
+            warnings: Vec::new(),
         }
     }
 

@@ -92,6 +92,7 @@ int_identity!(id_usize, "ffb_id_usize", "usize", usize, Usize);
 #[test]
 fn narrower_integer_values_are_widened_and_range_checked() {
     let mut b = bridge(&["ffb_id_i8(i8) -> i8", "ffb_id_u16(u16) -> u16"]);
+    let pid0 = b.helper_pid();
     // An I64 that fits is converted.
     assert_eq!(
         ret(&mut b, "ffb_id_i8", &[Value::I64(-128)]),
@@ -106,7 +107,7 @@ fn narrower_integer_values_are_widened_and_range_checked() {
     assert_eq!(e.kind, ErrorKind::BadArgument, "{e}");
     let e = b.call_by_name("ffb_id_u16", &[Value::I32(-1)]).unwrap_err();
     assert_eq!(e.kind, ErrorKind::BadArgument, "{e}");
-    assert_eq!(b.respawns(), 0);
+    assert_eq!(b.helper_pid(), pid0, "the helper was replaced");
 }
 
 const F64_SPECIALS: &[u64] = &[
@@ -187,7 +188,7 @@ fn id_f32_preserves_non_signalling_bit_patterns() {
 /// returns the exact bits. Through the bridge they must arrive unchanged too.
 #[test]
 fn id_f32_preserves_signalling_nan_bits() {
-    let mut b = bridge(&["ffb_id_f32(f32) -> f32", "ffb_ptr_f32(*f32) -> void"]);
+    let mut b = bridge(&["ffb_id_f32(f32) -> f32"]);
     let lib = direct();
     let f = unsafe { lib.sym::<unsafe extern "C" fn(f32) -> f32>("ffb_id_f32") };
     let mut failures = Vec::new();
@@ -618,6 +619,7 @@ fn cstr_arguments_and_returns() {
         "ffb_greet() -> cstr",
         "ffb_null_cstr() -> cstr",
     ]);
+    let pid0 = b.helper_pid();
     let lib = direct();
     let strlen =
         unsafe { lib.sym::<unsafe extern "C" fn(*const libc::c_char) -> usize>("ffb_strlen") };
@@ -645,7 +647,7 @@ fn cstr_arguments_and_returns() {
     assert_eq!(expected, b"hello from ffb fixture");
     assert_eq!(ret(&mut b, "ffb_greet", &[]), Value::Str(expected));
     assert_eq!(ret(&mut b, "ffb_null_cstr", &[]), Value::Null);
-    assert_eq!(b.respawns(), 0);
+    assert_eq!(b.helper_pid(), pid0, "the helper was replaced");
 }
 
 #[test]
@@ -774,7 +776,7 @@ fn out_buffers_are_zeroed_then_filled() {
 // ---------------------------------------------------------------------------
 
 macro_rules! ptr_case {
-    ($b:expr, $lib:expr, $sym:literal, $ty:literal, $rust:ty, $variant:ident, [$($v:expr),*]) => {{
+    ($b:expr, $lib:expr, $sym:literal, $rust:ty, $variant:ident, [$($v:expr),*]) => {{
         let f = unsafe { $lib.sym::<unsafe extern "C" fn(*mut $rust)>($sym) };
         for v in [$($v),*] {
             let v: $rust = v;
@@ -788,9 +790,9 @@ macro_rules! ptr_case {
             match (&out.out[0], expected) {
                 (Some(Value::$variant(got)), want) => {
                     assert_eq!(
-                        format!("{got:?}/{:?}", ValueBits::bits(got)),
-                        format!("{want:?}/{:?}", ValueBits::bits(&want)),
-                        "{}({v:?})",
+                        ValueBits::bits(got),
+                        ValueBits::bits(&want),
+                        "{}({v:?}): bridged {got:?}, in-process {want:?}",
                         $sym
                     );
                 }
@@ -831,31 +833,14 @@ fn pointer_out_values_match_in_process() {
         "ffb_ptr_usize(*usize) -> void",
     ]);
     let lib = direct();
-    ptr_case!(b, lib, "ffb_ptr_i8", "i8", i8, I8, [5, -128, 127, 0, -1]);
-    ptr_case!(b, lib, "ffb_ptr_u16", "u16", u16, U16, [0, 65535, 64536, 1]);
-    ptr_case!(
-        b,
-        lib,
-        "ffb_ptr_i32",
-        "i32",
-        i32,
-        I32,
-        [7, i32::MAX, i32::MIN, -1]
-    );
-    ptr_case!(
-        b,
-        lib,
-        "ffb_ptr_u64",
-        "u64",
-        u64,
-        U64,
-        [0, u64::MAX, 1 << 63, 21]
-    );
+    ptr_case!(b, lib, "ffb_ptr_i8", i8, I8, [5, -128, 127, 0, -1]);
+    ptr_case!(b, lib, "ffb_ptr_u16", u16, U16, [0, 65535, 64536, 1]);
+    ptr_case!(b, lib, "ffb_ptr_i32", i32, I32, [7, i32::MAX, i32::MIN, -1]);
+    ptr_case!(b, lib, "ffb_ptr_u64", u64, U64, [0, u64::MAX, 1 << 63, 21]);
     ptr_case!(
         b,
         lib,
         "ffb_ptr_f32",
-        "f32",
         f32,
         F32,
         [3.0, -0.0, f32::INFINITY, f32::MIN_POSITIVE, f32::MAX]
@@ -864,7 +849,6 @@ fn pointer_out_values_match_in_process() {
         b,
         lib,
         "ffb_ptr_f64",
-        "f64",
         f64,
         F64,
         [2.0, -0.0, f64::NEG_INFINITY, 1e308, 5e-324]
@@ -873,7 +857,6 @@ fn pointer_out_values_match_in_process() {
         b,
         lib,
         "ffb_ptr_isize",
-        "isize",
         isize,
         Isize,
         [0, isize::MIN, isize::MAX, -7]
@@ -882,7 +865,6 @@ fn pointer_out_values_match_in_process() {
         b,
         lib,
         "ffb_ptr_usize",
-        "usize",
         usize,
         Usize,
         [0, usize::MAX, 1 << 62, 10]
@@ -973,6 +955,7 @@ fn handles_round_trip() {
         "ffb_null_handle() -> handle",
         "ffb_counter_peek_ptr(*handle) -> i64",
     ]);
+    let pid0 = b.helper_pid();
     let c = ret(&mut b, "ffb_counter_new", &[Value::I64(10)]);
     assert!(matches!(c, Value::Handle(_)), "{c:?}");
     for want in 10..15 {
@@ -1043,7 +1026,7 @@ fn handles_round_trip() {
 
     ret(&mut b, "ffb_counter_free", &[d]);
     assert_eq!(ret(&mut b, "ffb_counter_next", &[c]), Value::I64(16));
-    assert_eq!(b.respawns(), 0);
+    assert_eq!(b.helper_pid(), pid0, "the helper was replaced");
 }
 
 #[test]
@@ -1146,6 +1129,7 @@ fn seeded_fuzz_bridged_equals_in_process() {
         &many_ints_sig(),
         "ffb_mix4(i32, f64, i64, f32) -> f64",
     ]);
+    let pid0 = b.helper_pid();
     let lib = direct();
     let mixed = unsafe { lib.sym::<ManyMixed>("ffb_many_mixed") };
     let ints = unsafe { lib.sym::<ManyInts>("ffb_many_ints") };
@@ -1213,5 +1197,5 @@ fn seeded_fuzz_bridged_equals_in_process() {
         calls += 3;
     }
     assert_eq!(calls, 3000);
-    assert_eq!(b.respawns(), 0);
+    assert_eq!(b.helper_pid(), pid0, "the helper was replaced");
 }
