@@ -12,7 +12,10 @@ use ffb_policy::wire::{align_up, Op, Status, CONTROL_SIZE, MAX_WIRE_ARGS};
 
 use crate::error::{err, Error, ErrorKind, Result};
 use crate::helper::{Helper, HelperSpec};
-use crate::value::{coerce, decode_scalar, encode_scalar, Handle, Value};
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::arena::Arena;
+use crate::value::{buffer_bytes, decode_scalar, scalar_word, Handle, Value};
 
 /// Whether bridge mode is on. Nothing is loaded or spawned unless it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -214,6 +217,7 @@ impl BridgeBuilder {
             timeout,
             max_cstr: self.max_cstr,
             respawns: 0,
+            layout: Vec::with_capacity(MAX_WIRE_ARGS),
         };
         for sig in functions {
             bridge.record(sig);
@@ -272,6 +276,8 @@ pub struct Bridge {
     timeout: Duration,
     max_cstr: usize,
     respawns: u64,
+    /// Reused for every call's argument layout, so calls do not allocate.
+    layout: Vec<Slot>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -454,185 +460,212 @@ impl Bridge {
     /// Calls `f` with one value per parameter that takes one (`out[N]` takes
     /// none). On failure nothing the caller owns has changed.
     pub fn call(&mut self, f: FunctionId, args: &[Value]) -> Result<CallOutput> {
-        let sig = self.functions[f.0].sig.clone();
-        let prepared = self.prepare(&sig, args)?;
+        let mut out = CallOutput {
+            ret: Value::Null,
+            out: Vec::new(),
+            effects: call_effects(),
+        };
+        self.call_into(f, args, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`Bridge::call`], but writes the result into `out`, reusing its
+    /// buffers: a call whose arguments and results fit what `out` already holds
+    /// allocates nothing. On failure `out` is left as it was.
+    pub fn call_into(&mut self, f: FunctionId, args: &[Value], out: &mut CallOutput) -> Result<()> {
+        let declared = self.functions.get(f.0).ok_or_else(|| {
+            Error::new(ErrorKind::BadArgument, format!("{f:?} is not declared here"))
+        })?;
+        check_arity(&declared.sig, args.len())?;
         self.ensure_helper()?;
-        let generation = self.generation;
-        let helper = self.helper.as_mut().expect("ensured");
-        // Copy in: scalars as words, buffers into the data area.
-        let arena = helper.arena();
-        {
-            let ctl = arena.control();
-            for (i, (ty, value, offset)) in prepared.iter().enumerate() {
-                let word = match (ty, value) {
-                    (ArgType::Scalar(_), v) => encode_scalar(v),
-                    (ArgType::Handle, v) => match handle_raw(v, generation, &self.handles) {
-                        Ok(raw) => raw,
-                        Err(e) => return Err(e),
-                    },
-                    (ArgType::CStr | ArgType::Bytes, v) => {
-                        let bytes = v.as_bytes().unwrap_or_default();
-                        arena.write(*offset, bytes);
-                        if *ty == ArgType::CStr {
-                            arena.write(*offset + bytes.len(), &[0]);
-                        }
-                        *offset as u64
-                    }
-                    (ArgType::Out(n), _) => {
-                        arena.zero(*offset, *n);
-                        *offset as u64
-                    }
-                    (ArgType::Ptr(Pointee::Scalar(_)), v) => {
-                        arena.write(*offset, &encode_scalar(v).to_ne_bytes());
-                        *offset as u64
-                    }
-                    (ArgType::Ptr(Pointee::Handle), v) => {
-                        let raw = handle_raw(v, generation, &self.handles)?;
-                        arena.write(*offset, &raw.to_ne_bytes());
-                        *offset as u64
-                    }
-                };
-                ctl.args[i].store(word, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-        let deadline = Instant::now() + self.timeout;
+        let Bridge {
+            functions,
+            helper,
+            handles,
+            layout,
+            generation,
+            timeout,
+            max_cstr,
+            ..
+        } = self;
+        let sig = &functions[f.0].sig;
+        let helper_ref = helper.as_mut().expect("ensured");
+        lay_out(sig, args, helper_ref.arena(), *generation, handles, layout)?;
+        let deadline = Instant::now() + *timeout;
         let response =
-            match helper.round_trip(Op::Call, f.0 as u32, sig.args.len() as u32, deadline) {
-                Ok(r) => r,
+            match helper_ref.round_trip(Op::Call, f.0 as u32, sig.args.len() as u32, deadline) {
+                Ok(r) if r.status == Status::Ok => r,
+                Ok(r) => {
+                    let e = Error::new(
+                        ErrorKind::Protocol,
+                        format!("the helper answered a call with status {:?}", r.status),
+                    );
+                    self.helper_ended();
+                    return Err(e);
+                }
                 Err(e) => {
                     self.helper_ended();
                     return Err(e);
                 }
             };
-        if response.status != Status::Ok {
-            let e = Error::new(
-                ErrorKind::Protocol,
-                format!(
-                    "the helper answered a call with status {:?}",
-                    response.status
-                ),
-            );
-            self.helper_ended();
-            return Err(e);
-        }
-        // Copy out, from host-chosen offsets and host-known lengths only.
-        let helper = self.helper.as_ref().expect("alive after a response");
-        let arena = helper.arena();
-        let mut out = Vec::with_capacity(prepared.len());
-        for (ty, _, offset) in &prepared {
-            out.push(match ty {
-                ArgType::Bytes | ArgType::Out(_) => {
-                    let len = match ty {
-                        ArgType::Out(n) => *n,
-                        _ => prepared_len(ty, &prepared, *offset),
-                    };
-                    let mut buf = vec![0u8; len];
-                    arena.read_into(*offset, &mut buf);
-                    Some(Value::Bytes(buf))
-                }
-                ArgType::Ptr(Pointee::Scalar(s)) => {
-                    let mut word = [0u8; 8];
-                    arena.read_into(*offset, &mut word);
-                    Some(decode_scalar(*s, u64::from_ne_bytes(word)))
-                }
-                ArgType::Ptr(Pointee::Handle) => {
-                    let mut word = [0u8; 8];
-                    arena.read_into(*offset, &mut word);
-                    Some(register_handle(
-                        u64::from_ne_bytes(word),
-                        generation,
-                        &mut self.handles,
-                    ))
-                }
-                _ => None,
-            });
-        }
+        // The return value first: it is the only step that can still fail, and
+        // `out` must stay untouched on failure.
         let ret = match sig.ret {
             RetType::Void => Value::Null,
             RetType::Scalar(s) => decode_scalar(s, response.ret),
-            RetType::Handle => register_handle(response.ret, generation, &mut self.handles),
+            RetType::Handle => register_handle(response.ret, *generation, handles),
             RetType::CStr if response.ret == 0 => Value::Null,
-            RetType::CStr => match helper.read_cstr(response.ret, self.max_cstr) {
+            RetType::CStr => match helper_ref.read_cstr(response.ret, *max_cstr) {
                 Ok(bytes) => Value::Str(bytes),
-                Err(why) if why.contains("longer than") => {
-                    return err(ErrorKind::ResourceLimit, why);
-                }
-                Err(why) => {
-                    self.helper = None;
+                Err(e) if e.kind == ErrorKind::Protocol => {
+                    // A pointer the function returned is not readable: the
+                    // library is in a state nobody should call into again.
                     self.helper_ended();
-                    return err(ErrorKind::Protocol, format!("{why}; the helper was killed"));
+                    return Err(Error::new(e.kind, format!("{}; the helper was killed", e.message)));
                 }
+                Err(e) => return Err(e),
             },
         };
-        Ok(CallOutput {
-            ret,
-            out,
-            effects: call_effects(),
-        })
-    }
-
-    /// Type-checks the arguments and lays out their buffers in the data area.
-    fn prepare(&self, sig: &Signature, args: &[Value]) -> Result<Vec<(ArgType, Value, usize)>> {
-        if sig.args.len() > MAX_WIRE_ARGS {
-            return err(ErrorKind::BadSignature, "too many parameters");
-        }
-        let expected = sig.value_arity();
-        if args.len() != expected {
-            return err(
-                ErrorKind::BadArgument,
-                format!(
-                    "{} takes {expected} argument{} but {} {} given",
-                    sig.name,
-                    if expected == 1 { "" } else { "s" },
-                    args.len(),
-                    if args.len() == 1 { "was" } else { "were" }
-                ),
-            );
-        }
-        let capacity = self.spec.arena_len.max(ffb_policy::wire::MIN_ARENA);
-        let mut next = args.iter();
-        let mut cursor = CONTROL_SIZE;
-        let mut prepared = Vec::with_capacity(sig.args.len());
-        for (i, ty) in sig.args.iter().enumerate() {
-            let value = if ty.takes_value() {
-                coerce(*ty, next.next().expect("arity checked"), i + 1)?
-            } else {
-                Value::Null
-            };
-            let len = match (ty, &value) {
-                (ArgType::CStr, v) => v.as_bytes().map_or(0, <[u8]>::len) + 1,
-                (ArgType::Bytes, v) => v.as_bytes().map_or(0, <[u8]>::len),
-                (ArgType::Out(n), _) => *n,
-                (ArgType::Ptr(_), _) => 8,
-                _ => {
-                    prepared.push((*ty, value, 0));
-                    continue;
+        // Copy out, from host-chosen offsets and host-known lengths only.
+        let arena = helper_ref.arena();
+        out.out.truncate(layout.len());
+        out.out.resize(layout.len(), None);
+        for (slot, value) in layout.iter().zip(out.out.iter_mut()) {
+            match slot.ty {
+                ArgType::Bytes | ArgType::Out(_) => {
+                    let mut buf = match value.take() {
+                        Some(Value::Bytes(b)) => b,
+                        _ => Vec::new(),
+                    };
+                    buf.clear();
+                    buf.resize(slot.len, 0);
+                    arena.read_into(slot.offset, &mut buf);
+                    *value = Some(Value::Bytes(buf));
                 }
-            };
-            let offset = cursor;
+                ArgType::Ptr(Pointee::Scalar(s)) => {
+                    let mut word = [0u8; 8];
+                    arena.read_into(slot.offset, &mut word);
+                    *value = Some(decode_scalar(s, u64::from_ne_bytes(word)));
+                }
+                ArgType::Ptr(Pointee::Handle) => {
+                    let mut word = [0u8; 8];
+                    arena.read_into(slot.offset, &mut word);
+                    *value = Some(register_handle(
+                        u64::from_ne_bytes(word),
+                        *generation,
+                        handles,
+                    ));
+                }
+                _ => *value = None,
+            }
+        }
+        out.ret = ret;
+        out.effects = call_effects();
+        Ok(())
+    }
+}
+
+/// Where one parameter went for the current call.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    ty: ArgType,
+    offset: usize,
+    len: usize,
+}
+
+fn check_arity(sig: &Signature, given: usize) -> Result<()> {
+    let expected = sig.value_arity();
+    if given == expected {
+        return Ok(());
+    }
+    err(
+        ErrorKind::BadArgument,
+        format!(
+            "{} takes {expected} argument{} but {given} {} given",
+            sig.name,
+            if expected == 1 { "" } else { "s" },
+            if given == 1 { "was" } else { "were" }
+        ),
+    )
+}
+
+/// Checks every argument against its type and writes it to the arena: scalars
+/// and handles as argument words, buffers into the data area at host-chosen
+/// offsets. Nothing is sent yet, so a failure here leaves the helper idle.
+fn lay_out(
+    sig: &Signature,
+    args: &[Value],
+    arena: &Arena,
+    generation: u64,
+    handles: &[u64],
+    layout: &mut Vec<Slot>,
+) -> Result<()> {
+    if sig.args.len() > MAX_WIRE_ARGS {
+        return err(ErrorKind::BadSignature, "too many parameters");
+    }
+    layout.clear();
+    let ctl = arena.control();
+    let mut given = args.iter();
+    let mut cursor = CONTROL_SIZE;
+    for (i, &ty) in sig.args.iter().enumerate() {
+        let position = i + 1;
+        let value = if ty.takes_value() {
+            given.next().expect("arity checked")
+        } else {
+            &Value::Null
+        };
+        let len = match ty {
+            ArgType::CStr => buffer_bytes(ty, value, position)?.len() + 1,
+            ArgType::Bytes => buffer_bytes(ty, value, position)?.len(),
+            ArgType::Out(n) => n,
+            ArgType::Ptr(_) => 8,
+            ArgType::Scalar(_) | ArgType::Handle => 0,
+        };
+        let offset = cursor;
+        if ty.is_pointer() {
             cursor = align_up(cursor.saturating_add(len.max(1)))
-                .filter(|&end| end <= capacity)
+                .filter(|&end| end <= arena.len())
                 .ok_or_else(|| {
                     Error::new(
                         ErrorKind::BadArgument,
                         format!(
-                            "argument {}: the call's buffers need more than the {capacity}-byte arena (raise the arena size)",
-                            i + 1
+                            "argument {position}: the call's buffers need more than the {}-byte arena (raise the arena size)",
+                            arena.len()
                         ),
                     )
                 })?;
-            prepared.push((*ty, value, offset));
         }
-        Ok(prepared)
+        let word = match ty {
+            ArgType::Scalar(s) => scalar_word(s, value, position)?,
+            ArgType::Handle => handle_raw(value, generation, handles)?,
+            ArgType::CStr => {
+                let bytes = buffer_bytes(ty, value, position)?;
+                arena.write(offset, bytes);
+                arena.write(offset + bytes.len(), &[0]);
+                offset as u64
+            }
+            ArgType::Bytes => {
+                arena.write(offset, buffer_bytes(ty, value, position)?);
+                offset as u64
+            }
+            ArgType::Out(n) => {
+                arena.zero(offset, n);
+                offset as u64
+            }
+            ArgType::Ptr(Pointee::Scalar(s)) => {
+                arena.write(offset, &scalar_word(s, value, position)?.to_ne_bytes());
+                offset as u64
+            }
+            ArgType::Ptr(Pointee::Handle) => {
+                let raw = handle_raw(value, generation, handles)?;
+                arena.write(offset, &raw.to_ne_bytes());
+                offset as u64
+            }
+        };
+        ctl.args[i].store(word, Relaxed);
+        layout.push(Slot { ty, offset, len });
     }
-}
-
-fn prepared_len(ty: &ArgType, prepared: &[(ArgType, Value, usize)], offset: usize) -> usize {
-    prepared
-        .iter()
-        .find(|(t, _, o)| t == ty && *o == offset)
-        .and_then(|(_, v, _)| v.as_bytes())
-        .map_or(0, <[u8]>::len)
+    Ok(())
 }
 
 fn handle_raw(v: &Value, generation: u64, handles: &[u64]) -> Result<u64> {

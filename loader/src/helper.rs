@@ -550,7 +550,7 @@ impl Helper {
     /// Copies a NUL-terminated string out of the helper's memory, reading at
     /// most `bound` bytes. Reads page by page, so a string that ends just before
     /// unmapped memory is still found.
-    pub fn read_cstr(&self, addr: u64, bound: usize) -> std::result::Result<Vec<u8>, String> {
+    pub fn read_cstr(&self, addr: u64, bound: usize) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut at = addr;
         while out.len() < bound + 1 {
@@ -568,10 +568,9 @@ impl Helper {
             };
             let n = unsafe { libc::process_vm_readv(self.pid, &local, 1, &remote, 1, 0) };
             if n <= 0 {
-                out.truncate(start);
-                return Err(format!(
-                    "the returned string at {addr:#x} is not readable {} bytes in",
-                    start
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("the returned string at {addr:#x} is not readable {start} bytes in"),
                 ));
             }
             out.truncate(start + n as usize);
@@ -581,8 +580,9 @@ impl Helper {
             }
             at += n as u64;
         }
-        Err(format!(
-            "the returned string is longer than the {bound}-byte bound"
+        Err(Error::new(
+            ErrorKind::ResourceLimit,
+            format!("the returned string is longer than the {bound}-byte bound"),
         ))
     }
 }

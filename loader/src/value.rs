@@ -346,43 +346,38 @@ pub fn arg_from_json(ty: ArgType, v: &Json, position: usize) -> Result<Value> {
     }
 }
 
-/// Checks that `v` fits parameter type `ty` and converts integers between
-/// widths (with a range check), so callers can pass e.g. `Value::I64` to an `i32`.
-pub(crate) fn coerce(ty: ArgType, v: &Value, position: usize) -> Result<Value> {
-    let mismatch = || bad(position, format!("{ty} cannot take {v:?}"));
-    match ty {
-        ArgType::Scalar(s) | ArgType::Ptr(Pointee::Scalar(s)) => {
-            if s.is_float() {
-                let f = v.as_f64().ok_or_else(mismatch)?;
-                Ok(if s == ScalarType::F32 {
-                    Value::F32(f as f32)
-                } else {
-                    Value::F64(f)
-                })
-            } else {
-                let i = v.as_i128().ok_or_else(mismatch)?;
-                scalar_from_int(s, i)
-                    .ok_or_else(|| bad(position, format!("{i} is out of range for {s}")))
-            }
+/// The 64-bit word for a scalar argument of type `s`, after checking that `v`
+/// is a number that fits (integers convert between widths with a range check,
+/// so callers can pass e.g. `Value::I64` to an `i32`). Allocates only on error.
+pub(crate) fn scalar_word(s: ScalarType, v: &Value, position: usize) -> Result<u64> {
+    let mismatch = || bad(position, format!("{s} cannot take {v:?}"));
+    let value = if s.is_float() {
+        let f = v.as_f64().ok_or_else(mismatch)?;
+        if s == ScalarType::F32 {
+            Value::F32(f as f32)
+        } else {
+            Value::F64(f)
         }
-        ArgType::Handle | ArgType::Ptr(Pointee::Handle) => match v {
-            Value::Handle(_) | Value::Null => Ok(v.clone()),
-            _ => Err(mismatch()),
-        },
-        ArgType::CStr => match v {
-            Value::Str(b) | Value::Bytes(b) if b.contains(&0) => Err(bad(
-                position,
-                "a cstr cannot contain a NUL byte (use bytes for binary data)",
-            )),
-            Value::Str(b) | Value::Bytes(b) => Ok(Value::Str(b.clone())),
-            _ => Err(mismatch()),
-        },
-        ArgType::Bytes => match v {
-            Value::Str(b) | Value::Bytes(b) => Ok(Value::Bytes(b.clone())),
-            _ => Err(mismatch()),
-        },
-        ArgType::Out(_) => Err(bad(position, "out[N] takes no argument")),
+    } else {
+        let i = v.as_i128().ok_or_else(mismatch)?;
+        scalar_from_int(s, i).ok_or_else(|| bad(position, format!("{i} is out of range for {s}")))?
+    };
+    Ok(encode_scalar(&value))
+}
+
+/// The bytes of a `cstr` or `bytes` argument, borrowed from the value.
+pub(crate) fn buffer_bytes(ty: ArgType, v: &Value, position: usize) -> Result<&[u8]> {
+    let bytes = match v {
+        Value::Str(b) | Value::Bytes(b) => b.as_slice(),
+        _ => return Err(bad(position, format!("{ty} cannot take {v:?}"))),
+    };
+    if ty == ArgType::CStr && bytes.contains(&0) {
+        return Err(bad(
+            position,
+            "a cstr cannot contain a NUL byte (use bytes for binary data)",
+        ));
     }
+    Ok(bytes)
 }
 
 /// The scalar type of a return type, for decoding.
