@@ -474,7 +474,10 @@ impl Bridge {
     /// allocates nothing. On failure `out` is left as it was.
     pub fn call_into(&mut self, f: FunctionId, args: &[Value], out: &mut CallOutput) -> Result<()> {
         let declared = self.functions.get(f.0).ok_or_else(|| {
-            Error::new(ErrorKind::BadArgument, format!("{f:?} is not declared here"))
+            Error::new(
+                ErrorKind::BadArgument,
+                format!("{f:?} is not declared here"),
+            )
         })?;
         check_arity(&declared.sig, args.len())?;
         self.ensure_helper()?;
@@ -521,7 +524,10 @@ impl Bridge {
                     // A pointer the function returned is not readable: the
                     // library is in a state nobody should call into again.
                     self.helper_ended();
-                    return Err(Error::new(e.kind, format!("{}; the helper was killed", e.message)));
+                    return Err(Error::new(
+                        e.kind,
+                        format!("{}; the helper was killed", e.message),
+                    ));
                 }
                 Err(e) => return Err(e),
             },

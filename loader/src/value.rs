@@ -360,7 +360,8 @@ pub(crate) fn scalar_word(s: ScalarType, v: &Value, position: usize) -> Result<u
         }
     } else {
         let i = v.as_i128().ok_or_else(mismatch)?;
-        scalar_from_int(s, i).ok_or_else(|| bad(position, format!("{i} is out of range for {s}")))?
+        scalar_from_int(s, i)
+            .ok_or_else(|| bad(position, format!("{i} is out of range for {s}")))?
     };
     Ok(encode_scalar(&value))
 }

@@ -370,8 +370,9 @@ pub enum Verdict {
     Violation,
 }
 
-/// Named presets.
-pub const PRESETS: &[&str] = &["pure"];
+/// Named presets: `pure` (the default), `fs-read` (pure and read-only files)
+/// and `db-client` (fs-read and what a database client library needs).
+pub const PRESETS: &[&str] = &["pure", "fs-read", "db-client"];
 
 /// A sandbox policy: which syscalls the extension may make, and the helper's limits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -461,6 +462,8 @@ impl SandboxPolicy {
     pub fn preset(name: &str) -> Result<Self, PolicyError> {
         match name {
             "pure" => Ok(Self::pure()),
+            "fs-read" => Ok(Self::fs_read()),
+            "db-client" => Ok(Self::db_client()),
             other => Err(PolicyError::UnknownPreset(other.to_string())),
         }
     }
@@ -524,6 +527,67 @@ impl SandboxPolicy {
             namespaces: Vec::new(),
             run_as: None,
             warnings: Vec::new(),
+        }
+    }
+
+    /// The `fs-read` preset: [`pure`](Self::pure) and read-only file access.
+    ///
+    /// `open` and `openat` are allowed only when their flags ask for no write
+    /// (`O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND` masked equal to 0). Which
+    /// paths can be opened is Landlock's business: the policy's
+    /// [`FilesystemRules`]; none listed means no file is reachable.
+    pub fn fs_read() -> Self {
+        let mut p = Self::pure();
+        p.name = "fs-read".to_string();
+        let read_only = |index| {
+            vec![ArgCondition::new(
+                index,
+                CmpOp::MaskedEq(FS_READ_WRITE_FLAGS),
+                0,
+            )]
+        };
+        p.push_preset_rule("open", read_only(1));
+        p.push_preset_rule("openat", read_only(2));
+        for name in FS_READ_UNCONDITIONAL {
+            p.push_preset_rule(name, vec![]);
+        }
+        p
+    }
+
+    /// The `db-client` preset: [`fs-read`](Self::fs_read) and what a typical
+    /// database client library needs: sockets of the families `AF_UNIX`,
+    /// `AF_INET` and `AF_INET6` only, connecting, sending and receiving, polling,
+    /// `epoll`, pipes and eventfds, `dup`, and the `ioctl`s `FIONREAD` and
+    /// `FIONBIO`. Which TCP ports it reaches is Landlock's business: the
+    /// policy's [`NetworkRules`].
+    pub fn db_client() -> Self {
+        let mut p = Self::fs_read();
+        p.name = "db-client".to_string();
+        for family in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
+            p.push_preset_rule(
+                "socket",
+                vec![ArgCondition::new(0, CmpOp::Eq, family as u64)],
+            );
+        }
+        for name in DB_CLIENT_UNCONDITIONAL {
+            p.push_preset_rule(name, vec![]);
+        }
+        for request in [libc::FIONREAD, libc::FIONBIO] {
+            p.push_preset_rule("ioctl", vec![ArgCondition::new(1, CmpOp::Eq, request)]);
+        }
+        p
+    }
+
+    /// Adds an allow rule for a preset unless the same rule is already there.
+    fn push_preset_rule(&mut self, name: &str, conditions: Vec<ArgCondition>) {
+        let rule = SyscallRule::new(name, Action::Allow, conditions)
+            .expect("presets name only real syscalls");
+        debug_assert!(
+            floor_entry_granted_by(&rule).is_none(),
+            "{name} is on the floor"
+        );
+        if !self.rules.contains(&rule) {
+            self.rules.push(rule);
         }
     }
 
@@ -694,6 +758,67 @@ const PURE_UNCONDITIONAL: &[&str] = &[
     "getrusage",
     "times",
     "uname",
+];
+
+/// The `open(2)` flags the `fs-read` preset refuses. (`O_TMPFILE` needs
+/// `O_WRONLY` or `O_RDWR`, so it is refused too; `O_DIRECTORY` stays allowed.)
+const FS_READ_WRITE_FLAGS: u64 =
+    (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) as u64;
+
+/// Syscalls the `fs-read` preset adds with any arguments.
+const FS_READ_UNCONDITIONAL: &[&str] = &[
+    "read",
+    "pread64",
+    "lseek",
+    "fstat",
+    "newfstatat",
+    "statx",
+    "close",
+    "getdents64",
+    "readlink",
+    "readlinkat",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "fcntl",
+];
+
+/// Syscalls the `db-client` preset adds with any arguments.
+const DB_CLIENT_UNCONDITIONAL: &[&str] = &[
+    "connect",
+    "getsockopt",
+    "setsockopt",
+    "getsockname",
+    "getpeername",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "shutdown",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_wait",
+    "epoll_pwait",
+    "eventfd2",
+    "pipe2",
+    "getrandom",
+    "uname",
+    "sysinfo",
+    "gettid",
+    "sched_getaffinity",
+    "dup",
+    "dup2",
+    "dup3",
+    "fcntl",
+    "madvise",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
 ];
 
 fn loading_permits(name: &str, args: &[u64; 6]) -> bool {
