@@ -6,7 +6,6 @@
 //! helper cannot truncate it under the host's mapping (which would turn a
 //! host read into SIGBUS).
 
-use std::ffi::CStr;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -30,7 +29,7 @@ impl Arena {
                 format!("creating the arena: {what}: {e}"),
             )
         };
-        let name = CStr::from_bytes_with_nul(b"ffb-arena\0").expect("static name");
+        let name = c"ffb-arena";
         let fd = unsafe {
             libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
         };

@@ -579,17 +579,26 @@ struct Slot {
     len: usize,
 }
 
-fn check_arity(sig: &Signature, given: usize) -> Result<()> {
+/// Checks that `given` values were supplied for `sig`'s parameters (`out[N]`
+/// takes none); the error names the expected types.
+pub fn check_arity(sig: &Signature, given: usize) -> Result<()> {
     let expected = sig.value_arity();
     if given == expected {
         return Ok(());
     }
+    let types: Vec<String> = sig
+        .args
+        .iter()
+        .filter(|a| a.takes_value())
+        .map(ToString::to_string)
+        .collect();
     err(
         ErrorKind::BadArgument,
         format!(
-            "{} takes {expected} argument{} but {given} {} given",
+            "{} takes {expected} argument{} ({}) but {given} {} given",
             sig.name,
             if expected == 1 { "" } else { "s" },
+            types.join(", "),
             if given == 1 { "was" } else { "were" }
         ),
     )

@@ -213,3 +213,12 @@ pub fn fork_server_pid(shim: &Path) -> Option<u32> {
     let servers = servers().lock().unwrap_or_else(|p| p.into_inner());
     servers.get(shim).map(|s| s.child.id())
 }
+
+/// Stops every fork server this process started and reaps it. Helpers still
+/// running die with their fork server. A process that exits without calling
+/// this leaves each fork server to notice EOF on its socket and exit, to be
+/// reaped by init; calling it first leaves nothing behind at all.
+pub fn shutdown_fork_servers() {
+    let mut servers = servers().lock().unwrap_or_else(|p| p.into_inner());
+    servers.clear();
+}

@@ -328,7 +328,7 @@ impl Helper {
                 return true;
             }
             spins = spins.wrapping_add(1);
-            if spins % 64 == 0 && start.elapsed() >= self.host_spin {
+            if spins.is_multiple_of(64) && start.elapsed() >= self.host_spin {
                 break;
             }
             std::hint::spin_loop();
@@ -637,7 +637,7 @@ fn poll_fds<const N: usize>(fds: &[Option<RawFd>; N], deadline: Instant) -> [boo
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let ms = left.as_millis().min(i32::MAX as u128) as i32
-            + i32::from(left.subsec_micros() % 1000 != 0);
+            + i32::from(!left.subsec_micros().is_multiple_of(1000));
         let n = unsafe { libc::poll(polls.as_mut_ptr(), N as libc::nfds_t, ms) };
         if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
             continue;

@@ -36,12 +36,12 @@ mod helper;
 mod value;
 
 pub use bridge::{
-    call_effects, default_shim, Bridge, BridgeBuilder, BridgeMode, CallOutput, FunctionId,
-    DEFAULT_ARENA, DEFAULT_MAX_CSTR,
+    call_effects, check_arity, default_shim, Bridge, BridgeBuilder, BridgeMode, CallOutput,
+    FunctionId, DEFAULT_ARENA, DEFAULT_MAX_CSTR,
 };
 pub use error::{signal_name, Error, ErrorKind, Result};
 pub use ffb_policy::effects::{EffectSet, WORST_CASE};
 pub use ffb_policy::sandbox::SandboxPolicy;
 pub use ffb_policy::signature::Signature;
-pub use forkserver::fork_server_pid;
+pub use forkserver::{fork_server_pid, shutdown_fork_servers};
 pub use value::{arg_from_json, arg_from_text, hex, unhex, Handle, Value};

@@ -176,7 +176,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Parses hex digits (an even number of them).
 pub fn unhex(s: &str) -> std::result::Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("hex has an odd number of digits ({})", s.len()));
     }
     (0..s.len())
@@ -277,6 +277,15 @@ fn bytes_from_text(text: &str, position: usize) -> Result<Vec<u8>> {
     Ok(text.as_bytes().to_vec())
 }
 
+const CSTR_NUL: &str = "a cstr cannot contain a NUL byte (use bytes for binary data)";
+
+fn cstr_value(bytes: Vec<u8>, position: usize) -> Result<Value> {
+    if bytes.contains(&0) {
+        return Err(bad(position, CSTR_NUL));
+    }
+    Ok(Value::Str(bytes))
+}
+
 /// Parses one command-line argument for a parameter of type `ty`.
 /// `position` is 1-based, for messages.
 pub fn arg_from_text(ty: ArgType, text: &str, position: usize) -> Result<Value> {
@@ -285,7 +294,7 @@ pub fn arg_from_text(ty: ArgType, text: &str, position: usize) -> Result<Value> 
             scalar_from_text(s, text, position)
         }
         ArgType::Handle | ArgType::Ptr(Pointee::Handle) => handle_from_text(text, position),
-        ArgType::CStr => Ok(Value::Str(bytes_from_text(text, position)?)),
+        ArgType::CStr => cstr_value(bytes_from_text(text, position)?, position),
         ArgType::Bytes => Ok(Value::Bytes(bytes_from_text(text, position)?)),
         ArgType::Out(_) => Err(bad(position, "out[N] takes no argument")),
     }
@@ -327,7 +336,7 @@ pub fn arg_from_json(ty: ArgType, v: &Json, position: usize) -> Result<Value> {
         (ArgType::Handle | ArgType::Ptr(Pointee::Handle), Json::String(t)) => {
             handle_from_text(t, position)
         }
-        (ArgType::CStr, Json::String(t)) => Ok(Value::Str(t.as_bytes().to_vec())),
+        (ArgType::CStr, Json::String(t)) => cstr_value(t.as_bytes().to_vec(), position),
         (ArgType::Bytes, Json::String(t)) => Ok(Value::Bytes(t.as_bytes().to_vec())),
         (ArgType::CStr | ArgType::Bytes, Json::Object(o)) if o.len() == 1 => {
             let h = o
@@ -335,11 +344,11 @@ pub fn arg_from_json(ty: ArgType, v: &Json, position: usize) -> Result<Value> {
                 .and_then(Json::as_str)
                 .ok_or_else(|| bad(position, "expected {\"hex\": \"...\"}"))?;
             let b = unhex(h).map_err(|e| bad(position, e))?;
-            Ok(if ty == ArgType::CStr {
-                Value::Str(b)
+            if ty == ArgType::CStr {
+                cstr_value(b, position)
             } else {
-                Value::Bytes(b)
-            })
+                Ok(Value::Bytes(b))
+            }
         }
         (ArgType::Out(_), _) => Err(bad(position, "out[N] takes no argument")),
         (ty, v) => Err(bad(position, format!("{ty} cannot take {}", kind(v)))),
@@ -373,10 +382,7 @@ pub(crate) fn buffer_bytes(ty: ArgType, v: &Value, position: usize) -> Result<&[
         _ => return Err(bad(position, format!("{ty} cannot take {v:?}"))),
     };
     if ty == ArgType::CStr && bytes.contains(&0) {
-        return Err(bad(
-            position,
-            "a cstr cannot contain a NUL byte (use bytes for binary data)",
-        ));
+        return Err(bad(position, CSTR_NUL));
     }
     Ok(bytes)
 }

@@ -489,7 +489,7 @@ type ManyInts = unsafe extern "C" fn(
 ) -> u64;
 
 fn many_ints_sig() -> String {
-    format!("ffb_many_ints({}) -> u64", vec!["u64"; 16].join(", "))
+    format!("ffb_many_ints({}) -> u64", ["u64"; 16].join(", "))
 }
 
 fn many_ints_reference(x: &[u64; 16]) -> u64 {
@@ -554,7 +554,7 @@ type ManyFloats = unsafe extern "C" fn(
 
 #[test]
 fn many_floats_16_args() {
-    let sig = format!("ffb_many_floats({}) -> f64", vec!["f64"; 16].join(", "));
+    let sig = format!("ffb_many_floats({}) -> f64", ["f64"; 16].join(", "));
     let mut b = bridge(&[&sig]);
     let lib = direct();
     let f = unsafe { lib.sym::<ManyFloats>("ffb_many_floats") };
@@ -583,7 +583,7 @@ type ManyF32 =
 
 #[test]
 fn many_f32_12_args() {
-    let sig = format!("ffb_many_f32({}) -> f32", vec!["f32"; 12].join(", "));
+    let sig = format!("ffb_many_f32({}) -> f32", ["f32"; 12].join(", "));
     let mut b = bridge(&[&sig]);
     let lib = direct();
     let f = unsafe { lib.sym::<ManyF32>("ffb_many_f32") };
@@ -960,7 +960,7 @@ fn handles_round_trip() {
     assert!(matches!(c, Value::Handle(_)), "{c:?}");
     for want in 10..15 {
         assert_eq!(
-            ret(&mut b, "ffb_counter_next", &[c.clone()]),
+            ret(&mut b, "ffb_counter_next", std::slice::from_ref(&c)),
             Value::I64(want)
         );
     }
@@ -969,15 +969,15 @@ fn handles_round_trip() {
     assert!(matches!(d, Value::Handle(_)));
     assert_ne!(c, d);
     assert_eq!(
-        ret(&mut b, "ffb_counter_next", &[d.clone()]),
+        ret(&mut b, "ffb_counter_next", std::slice::from_ref(&d)),
         Value::I64(i64::MAX)
     );
     assert_eq!(
-        ret(&mut b, "ffb_counter_next", &[d.clone()]),
+        ret(&mut b, "ffb_counter_next", std::slice::from_ref(&d)),
         Value::I64(i64::MIN)
     );
     assert_eq!(
-        ret(&mut b, "ffb_counter_next", &[c.clone()]),
+        ret(&mut b, "ffb_counter_next", std::slice::from_ref(&c)),
         Value::I64(15)
     );
 
@@ -992,17 +992,17 @@ fn handles_round_trip() {
     assert!(matches!(opened, Value::Handle(_)), "{opened:?}");
     assert_ne!(opened, c);
     assert_eq!(
-        ret(&mut b, "ffb_counter_next", &[opened.clone()]),
+        ret(&mut b, "ffb_counter_next", std::slice::from_ref(&opened)),
         Value::I64(100)
     );
     assert_eq!(
-        ret(&mut b, "ffb_counter_next", &[opened.clone()]),
+        ret(&mut b, "ffb_counter_next", std::slice::from_ref(&opened)),
         Value::I64(101)
     );
 
     // *handle in: peek reads through it without changing it.
     let out = b
-        .call_by_name("ffb_counter_peek_ptr", &[opened.clone()])
+        .call_by_name("ffb_counter_peek_ptr", std::slice::from_ref(&opened))
         .unwrap();
     assert_eq!(out.ret, Value::I64(102));
     assert_eq!(out.out, vec![Some(opened.clone())]);
@@ -1039,7 +1039,7 @@ fn handles_from_another_bridge_are_rejected() {
     let mut other = bridge(&decls);
     let h = ret(&mut a, "ffb_counter_new", &[Value::I64(1)]);
     let e = other
-        .call_by_name("ffb_counter_next", &[h.clone()])
+        .call_by_name("ffb_counter_next", std::slice::from_ref(&h))
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::StaleHandle, "{e}");
     assert_eq!(ret(&mut a, "ffb_counter_next", &[h]), Value::I64(1));

@@ -458,7 +458,7 @@ fn handles_die_with_their_helper() {
         panic!("{h:?}")
     };
     assert_eq!(
-        b.call_by_name("ffb_counter_next", &[h.clone()])
+        b.call_by_name("ffb_counter_next", std::slice::from_ref(&h))
             .unwrap()
             .ret,
         Value::I64(5)
@@ -480,12 +480,12 @@ fn handles_die_with_their_helper() {
         .unwrap_err();
     assert_eq!(e.kind, crashed("SIGSEGV"), "{e}");
     let e = b
-        .call_by_name("ffb_counter_next", &[h.clone()])
+        .call_by_name("ffb_counter_next", std::slice::from_ref(&h))
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::StaleHandle, "{e}");
     assert_eq!(e.kind_name(), "stale_handle");
     let e = b
-        .call_by_name("ffb_counter_peek_ptr", &[h.clone()])
+        .call_by_name("ffb_counter_peek_ptr", std::slice::from_ref(&h))
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::StaleHandle, "{e}");
     // New handles from the new helper work; the old one stays stale.

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use ffb_loader::{
-    arg_from_json, arg_from_text, Bridge, BridgeMode, CallOutput, Error, ErrorKind, SandboxPolicy,
-    Signature, Value,
+    arg_from_json, arg_from_text, check_arity, Bridge, BridgeMode, CallOutput, Error, ErrorKind,
+    SandboxPolicy, Signature, Value,
 };
 use serde_json::{json, Map, Value as Json};
 
@@ -43,6 +43,7 @@ enum Command {
 Give one ARG per parameter, in order; out[N] takes none. Integers are decimal or 0x hex, floats \
 decimal. cstr and bytes take text, hex:0a1b..., or @PATH to read a file. *T takes its initial \
 value; handle takes a token or null.\n\n\
+Put -- before the arguments when one starts with a dash (negative numbers work without it).\n\n\
 Exit status: 0 on success, 1 when the call failed with one of ffb's error kinds, 2 for bad usage \
 or bad input (malformed signature, unparsable argument, wrong argument count, bridge mode off).",
         allow_negative_numbers = true
@@ -108,35 +109,40 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Call(args) => run_call(args),
         Command::Session(args) => run_session(args),
-    }
+    };
+    ffb_loader::shutdown_fork_servers();
+    code
 }
 
 /// clap's errors in one line; help and version print as usual.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind as K;
-    if matches!(
-        e.kind(),
-        K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
+    if matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
         let _ = e.print();
-        return if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
-            ExitCode::from(EXIT_USAGE)
-        } else {
-            ExitCode::SUCCESS
-        };
+        return ExitCode::SUCCESS;
     }
-    let rendered = e.render().to_string();
-    let first = rendered
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid usage")
-        .trim()
-        .trim_start_matches("error: ");
-    eprintln!("ffb: {first} (see ffb --help)");
+    let message = if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
+        "a command is required: call or session".to_string()
+    } else {
+        one_line(&e.render().to_string())
+    };
+    eprintln!("ffb: {message} (see ffb --help)");
     ExitCode::from(EXIT_USAGE)
+}
+
+/// clap's message without its usage block and tips, folded onto one line.
+fn one_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .map(|l| l.trim_start_matches("error: "))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Reports an error in the chosen format and returns the exit code for it.
@@ -242,25 +248,8 @@ fn run_call(args: CallArgs) -> ExitCode {
 }
 
 fn parse_cli_args(sig: &Signature, texts: &[String]) -> Result<Vec<Value>, Error> {
+    check_arity(sig, texts.len())?;
     let wanted = sig.value_arity();
-    if texts.len() != wanted {
-        return Err(Error::new(
-            ErrorKind::BadArgument,
-            format!(
-                "{} takes {wanted} argument{} ({}) but {} {} given",
-                sig.name,
-                if wanted == 1 { "" } else { "s" },
-                sig.args
-                    .iter()
-                    .filter(|a| a.takes_value())
-                    .map(|a| a.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                texts.len(),
-                if texts.len() == 1 { "was" } else { "were" }
-            ),
-        ));
-    }
     let mut texts = texts.iter();
     let mut values = Vec::with_capacity(wanted);
     for (i, ty) in sig.args.iter().enumerate() {
@@ -420,17 +409,8 @@ fn call_request(bridge: &mut Bridge, request: &Json) -> Result<CallOutput, Error
             ))
         }
     };
+    check_arity(&sig, args.len())?;
     let wanted = sig.value_arity();
-    if args.len() != wanted {
-        return Err(Error::new(
-            ErrorKind::BadArgument,
-            format!(
-                "{} takes {wanted} arguments but {} were given",
-                sig.name,
-                args.len()
-            ),
-        ));
-    }
     let mut values = Vec::with_capacity(wanted);
     let mut given = args.iter();
     for (i, ty) in sig.args.iter().enumerate() {

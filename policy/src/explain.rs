@@ -1,0 +1,326 @@
+//! `policy explain`: what a policy does, as a readable table ([`explain_text`])
+//! or as JSON ([`explain_json`]).
+//!
+//! ```
+//! use ffb_policy::{explain::{explain_json, explain_text}, sandbox::SandboxPolicy};
+//! let p = SandboxPolicy::preset("fs-read").unwrap();
+//! assert!(explain_text(&p).contains("openat"));
+//! assert_eq!(explain_json(&p)["default_action"], "kill");
+//! ```
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::file::policy_hash;
+use crate::import::errno_label;
+use crate::sandbox::{
+    Action, ArgCondition, CmpOp, Namespace, SandboxPolicy, FLOOR, LOADING_SYSCALLS,
+    SUPERVISED_SIGNALS,
+};
+
+/// An action as written in a policy file: `allow`, `kill`, `log`, `errno:EPERM`.
+pub fn action_label(a: Action) -> String {
+    match a {
+        Action::Allow => "allow".to_string(),
+        Action::Kill => "kill".to_string(),
+        Action::Log => "log".to_string(),
+        Action::Errno(n) => format!("errno:{}", errno_label(n)),
+    }
+}
+
+fn op_label(op: CmpOp) -> &'static str {
+    match op {
+        CmpOp::Eq => "eq",
+        CmpOp::Ne => "ne",
+        CmpOp::Lt => "lt",
+        CmpOp::Le => "le",
+        CmpOp::Gt => "gt",
+        CmpOp::Ge => "ge",
+        CmpOp::MaskedEq(_) => "masked_eq",
+    }
+}
+
+/// A condition as an expression: `arg0 == 2`, `arg2 & 0x4 == 0`.
+pub fn condition_label(c: &ArgCondition) -> String {
+    let i = c.index;
+    match c.op {
+        CmpOp::Eq => format!("arg{i} == {}", num(c.value)),
+        CmpOp::Ne => format!("arg{i} != {}", num(c.value)),
+        CmpOp::Lt => format!("arg{i} < {}", num(c.value)),
+        CmpOp::Le => format!("arg{i} <= {}", num(c.value)),
+        CmpOp::Gt => format!("arg{i} > {}", num(c.value)),
+        CmpOp::Ge => format!("arg{i} >= {}", num(c.value)),
+        CmpOp::MaskedEq(m) => format!("arg{i} & {m:#x} == {:#x}", c.value),
+    }
+}
+
+/// Small numbers in decimal, large ones (flags, ioctl requests) in hex.
+fn num(v: u64) -> String {
+    if v < 4096 {
+        v.to_string()
+    } else {
+        format!("{v:#x}")
+    }
+}
+
+fn namespace_label(n: Namespace) -> &'static str {
+    match n {
+        Namespace::User => "user",
+        Namespace::Pid => "pid",
+        Namespace::Net => "net",
+        Namespace::Ipc => "ipc",
+        Namespace::Mount => "mount",
+    }
+}
+
+fn floor_label(e: &crate::sandbox::FloorEntry) -> String {
+    match e.only_when {
+        Some((i, mask, value)) => format!("{} (when arg{i} & {mask:#x} == {value:#x})", e.syscall),
+        None => e.syscall.to_string(),
+    }
+}
+
+/// A readable account of the policy: its rules, the floor, the supervised
+/// routes, the default, Landlock paths and ports, limits, namespaces,
+/// identity and warnings.
+pub fn explain_text(p: &SandboxPolicy) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "policy {} (hash {})", p.name, policy_hash(p));
+    let _ = writeln!(w, "default action: {}", action_label(p.default_action));
+    let _ = writeln!(w);
+    let _ = writeln!(w, "rules (the first that matches decides):");
+    let width = p
+        .rules
+        .iter()
+        .map(|r| r.syscall.len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let _ = writeln!(
+        w,
+        "  {:<width$}  {:>4}  {:<12}  conditions",
+        "syscall", "nr", "action"
+    );
+    for r in &p.rules {
+        let conditions = if r.conditions.is_empty() {
+            "any arguments".to_string()
+        } else {
+            r.conditions
+                .iter()
+                .map(condition_label)
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        let _ = writeln!(
+            w,
+            "  {:<width$}  {:>4}  {:<12}  {conditions}",
+            r.syscall,
+            r.nr,
+            action_label(r.action)
+        );
+    }
+    let _ = writeln!(w);
+    let _ = writeln!(
+        w,
+        "floor (always denied, whatever the rules say; a policy violation):"
+    );
+    let fw = FLOOR
+        .iter()
+        .map(|e| floor_label(e).len())
+        .max()
+        .unwrap_or(0);
+    for e in FLOOR {
+        let _ = writeln!(w, "  {:<fw$}  {}", floor_label(e), e.reason);
+    }
+    let _ = writeln!(w);
+    let _ = writeln!(
+        w,
+        "supervised signals (allowed only when aimed at the helper itself): {}",
+        SUPERVISED_SIGNALS.join(", ")
+    );
+    let _ = writeln!(
+        w,
+        "while loading only (read-only opens, exec mappings): {}",
+        LOADING_SYSCALLS.join(", ")
+    );
+    let _ = writeln!(
+        w,
+        "clone3: fails with ENOSYS (so glibc falls back to clone)"
+    );
+    let _ = writeln!(w);
+    let list = |v: Vec<String>| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let paths =
+        |v: &[std::path::PathBuf]| list(v.iter().map(|p| p.display().to_string()).collect());
+    let ports = |v: &[u16]| list(v.iter().map(u16::to_string).collect());
+    let _ = writeln!(w, "landlock:");
+    let _ = writeln!(w, "  read:        {}", paths(&p.filesystem.read));
+    let _ = writeln!(w, "  write:       {}", paths(&p.filesystem.write));
+    let _ = writeln!(w, "  connect_tcp: {}", ports(&p.network.connect_tcp));
+    let _ = writeln!(w, "  bind_tcp:    {}", ports(&p.network.bind_tcp));
+    let l = &p.limits;
+    let _ = writeln!(w, "limits:");
+    let _ = writeln!(w, "  memory_mb:       {}", l.memory_mb);
+    let _ = writeln!(w, "  cpu_seconds:     {}", l.cpu_seconds);
+    let _ = writeln!(w, "  open_files:      {}", l.open_files);
+    let _ = writeln!(w, "  threads:         {}", l.threads);
+    let _ = writeln!(w, "  call_timeout_ms: {}", l.call_timeout_ms);
+    let _ = writeln!(
+        w,
+        "namespaces: {}",
+        list(
+            p.namespaces
+                .iter()
+                .map(|n| namespace_label(*n).to_string())
+                .collect()
+        )
+    );
+    let _ = writeln!(
+        w,
+        "run as: {}",
+        match &p.run_as {
+            Some(id) => format!("{} (uid {}, gid {})", id.name, id.uid, id.gid),
+            None => "the host's user".to_string(),
+        }
+    );
+    if p.warnings.is_empty() {
+        let _ = writeln!(w, "warnings: none");
+    } else {
+        let _ = writeln!(w, "warnings:");
+        for warning in &p.warnings {
+            let _ = writeln!(w, "  - {warning}");
+        }
+    }
+    out
+}
+
+fn condition_json(c: &ArgCondition) -> Value {
+    let mut v = json!({ "index": c.index, "op": op_label(c.op), "value": c.value });
+    if let CmpOp::MaskedEq(mask) = c.op {
+        v["mask"] = json!(mask);
+    }
+    v
+}
+
+/// The policy as machine-readable JSON:
+///
+/// `{"name", "hash", "default_action", "rules": [{"syscall", "nr", "action",
+/// "conditions": [{"index", "op", "value", "mask"?}]}], "floor": [{"syscall",
+/// "reason", "only_when"?}], "supervised_signals", "loading_only",
+/// "filesystem": {"read", "write"}, "network": {"connect_tcp", "bind_tcp"},
+/// "limits": {...}, "namespaces": [...], "run_as": {"name", "uid", "gid"} or
+/// null, "warnings": [...]}`. Actions are written as in policy files
+/// (`allow`, `kill`, `log`, `errno:EPERM`).
+pub fn explain_json(p: &SandboxPolicy) -> Value {
+    json!({
+        "name": p.name,
+        "hash": policy_hash(p),
+        "default_action": action_label(p.default_action),
+        "rules": p.rules.iter().map(|r| json!({
+            "syscall": r.syscall,
+            "nr": r.nr,
+            "action": action_label(r.action),
+            "conditions": r.conditions.iter().map(condition_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "floor": FLOOR.iter().map(|e| {
+            let mut v = json!({ "syscall": e.syscall, "reason": e.reason });
+            if let Some((index, mask, value)) = e.only_when {
+                v["only_when"] = json!({ "index": index, "op": "masked_eq", "mask": mask, "value": value });
+            }
+            v
+        }).collect::<Vec<_>>(),
+        "supervised_signals": SUPERVISED_SIGNALS,
+        "loading_only": LOADING_SYSCALLS,
+        "filesystem": {
+            "read": p.filesystem.read.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "write": p.filesystem.write.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        },
+        "network": { "connect_tcp": p.network.connect_tcp, "bind_tcp": p.network.bind_tcp },
+        "limits": {
+            "memory_mb": p.limits.memory_mb,
+            "cpu_seconds": p.limits.cpu_seconds,
+            "open_files": p.limits.open_files,
+            "threads": p.limits.threads,
+            "call_timeout_ms": p.limits.call_timeout_ms,
+        },
+        "namespaces": p.namespaces.iter().map(|n| namespace_label(*n)).collect::<Vec<_>>(),
+        "run_as": p.run_as.as_ref().map(|id| json!({ "name": id.name, "uid": id.uid, "gid": id.gid })),
+        "warnings": p.warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_lists_rules_floor_limits_and_warnings() {
+        let mut p = SandboxPolicy::db_client();
+        p.network.connect_tcp.push(5432);
+        p.warnings.push("something to know".into());
+        let t = explain_text(&p);
+        for needle in [
+            "policy db-client",
+            "default action: kill",
+            "arg0 == 2",
+            "arg2 & 0x643 == 0",
+            "execve",
+            "the bridge runs library code",
+            "clone (when arg0 & 0x10000 == 0x0)",
+            "tgkill",
+            "connect_tcp: 5432",
+            "memory_mb:       1024",
+            "namespaces: none",
+            "run as: the host's user",
+            "  - something to know",
+        ] {
+            assert!(t.contains(needle), "missing {needle:?} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let mut p = SandboxPolicy::fs_read();
+        p.default_action = Action::Errno(libc::EACCES as u32);
+        let v = explain_json(&p);
+        assert_eq!(v["name"], "fs-read");
+        assert_eq!(v["hash"], policy_hash(&p));
+        assert_eq!(v["default_action"], "errno:EACCES");
+        let openat = v["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["syscall"] == "openat")
+            .unwrap();
+        assert_eq!(openat["nr"], 257);
+        assert_eq!(openat["action"], "allow");
+        assert_eq!(openat["conditions"][0]["op"], "masked_eq");
+        assert_eq!(openat["conditions"][0]["mask"], 0x643);
+        assert!(v["floor"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["syscall"] == "bpf"));
+        assert_eq!(v["limits"]["threads"], 16);
+        assert_eq!(v["run_as"], Value::Null);
+        assert!(v["namespaces"].as_array().unwrap().is_empty());
+    }
+}
+#[cfg(test)]
+mod peek {
+    #[test]
+    fn peek() {
+        let p = crate::file::load_policy(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/docker-default-seccomp.json")).unwrap();
+        for w in &p.warnings { eprintln!("W {w}"); }
+        for l in crate::lint::lint(&p) { eprintln!("L {l}"); }
+        let t = super::explain_text(&crate::file::load_policy(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/policies/full.toml")).unwrap());
+        eprintln!("{t}");
+    }
+}

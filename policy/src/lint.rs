@@ -1,0 +1,211 @@
+//! Lint: findings about a policy that is valid but probably not what its
+//! author wants in production.
+//!
+//! ```
+//! use ffb_policy::{lint::lint, sandbox::SandboxPolicy};
+//! assert!(lint(&SandboxPolicy::pure()).is_empty());
+//! let rules: Vec<_> = lint(&SandboxPolicy::preset("db-client").unwrap())
+//!     .into_iter()
+//!     .map(|w| w.rule)
+//!     .collect();
+//! assert_eq!(rules, ["open-without-paths", "socket-without-ports"]);
+//! ```
+
+use std::fmt;
+
+use crate::sandbox::{floor_entry_granted_by, Action, CmpOp, SandboxPolicy, SyscallRule};
+
+const PROT_EXEC: u64 = libc::PROT_EXEC as u64;
+
+/// The memory limit above which [`lint`] warns, in MiB.
+pub const MEMORY_LIMIT_WARN_MB: u64 = 4096;
+
+/// One finding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LintWarning {
+    /// A short stable identifier: `open-without-paths`, `socket-without-ports`,
+    /// `clone-not-thread-only`, `exec-mappings`, `memory-limit-high` or `log-default`.
+    pub rule: &'static str,
+    /// What was found and why it matters.
+    pub message: String,
+}
+
+impl fmt::Display for LintWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.rule, self.message)
+    }
+}
+
+/// Whether the rule lets the syscall run (allow or log).
+fn runs(rule: &SyscallRule) -> bool {
+    matches!(rule.action, Action::Allow | Action::Log)
+}
+
+/// Lints a policy. The findings come in a fixed order, one per rule at most.
+pub fn lint(p: &SandboxPolicy) -> Vec<LintWarning> {
+    let mut out = Vec::new();
+    let allowed = |names: &[&str]| -> Vec<String> {
+        let mut found: Vec<String> = p
+            .rules
+            .iter()
+            .filter(|r| runs(r) && names.contains(&r.syscall.as_str()))
+            .map(|r| r.syscall.clone())
+            .collect();
+        found.dedup();
+        found
+    };
+
+    let opens = allowed(&["open", "openat", "openat2", "creat"]);
+    if !opens.is_empty() && p.filesystem.read.is_empty() && p.filesystem.write.is_empty() {
+        out.push(LintWarning {
+            rule: "open-without-paths",
+            message: format!(
+                "{} allowed but no [filesystem] paths are listed: Landlock refuses every path \
+                 once the library is loaded, so either the paths were forgotten or the rule \
+                 only adds attack surface",
+                opens.join(", ")
+            ),
+        });
+    }
+
+    if !allowed(&["socket"]).is_empty() && p.network.is_empty() {
+        out.push(LintWarning {
+            rule: "socket-without-ports",
+            message: "socket allowed but no [network] TCP ports are listed: Landlock refuses \
+                      every TCP connect and bind, while UDP and Unix sockets are not limited \
+                      by port rules at all"
+                .to_string(),
+        });
+    }
+
+    if p.rules
+        .iter()
+        .any(|r| runs(r) && r.syscall == "clone" && floor_entry_granted_by(r).is_some())
+    {
+        out.push(LintWarning {
+            rule: "clone-not-thread-only",
+            message: "clone allowed without requiring CLONE_THREAD: a clone without it makes \
+                      a new process, which the floor denies anyway (so the rule misleads)"
+                .to_string(),
+        });
+    }
+
+    let exec: Vec<String> = p
+        .rules
+        .iter()
+        .filter(|r| runs(r) && matches!(r.syscall.as_str(), "mmap" | "mprotect" | "pkey_mprotect"))
+        .filter(|r| !excludes_prot_exec(r))
+        .map(|r| r.syscall.clone())
+        .fold(Vec::new(), |mut acc, s| {
+            if !acc.contains(&s) {
+                acc.push(s);
+            }
+            acc
+        });
+    if !exec.is_empty() {
+        out.push(LintWarning {
+            rule: "exec-mappings",
+            message: format!(
+                "{} allowed with PROT_EXEC possible (no masked_eq condition on argument 2 \
+                 excluding it): writable-then-executable memory lets a library, or an exploit \
+                 inside it, run code it made; loading needs no such rule",
+                exec.join(", ")
+            ),
+        });
+    }
+
+    if p.limits.memory_mb > MEMORY_LIMIT_WARN_MB {
+        out.push(LintWarning {
+            rule: "memory-limit-high",
+            message: format!(
+                "memory limit {} MiB is above {MEMORY_LIMIT_WARN_MB} MiB: a leaking or hostile \
+                 library can take that much from the host before it is stopped",
+                p.limits.memory_mb
+            ),
+        });
+    }
+
+    if p.default_action == Action::Log {
+        out.push(LintWarning {
+            rule: "log-default",
+            message: "default action is log, which is not for production: every syscall no \
+                      rule allows still runs (the kernel only logs it)"
+                .to_string(),
+        });
+    }
+    out
+}
+
+/// Whether a rule on mmap/mprotect requires PROT_EXEC (argument 2) to be clear.
+fn excludes_prot_exec(rule: &SyscallRule) -> bool {
+    rule.conditions.iter().any(|c| {
+        c.index == 2
+            && matches!(c.op, CmpOp::MaskedEq(m) if m & PROT_EXEC != 0)
+            && c.value & PROT_EXEC == 0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::ArgCondition;
+
+    fn rules_of(p: &SandboxPolicy) -> Vec<&'static str> {
+        lint(p).into_iter().map(|w| w.rule).collect()
+    }
+
+    #[test]
+    fn presets_lint_as_expected() {
+        assert!(rules_of(&SandboxPolicy::pure()).is_empty());
+        assert_eq!(rules_of(&SandboxPolicy::fs_read()), ["open-without-paths"]);
+        let mut p = SandboxPolicy::db_client();
+        p.filesystem.read.push("/etc/hosts".into());
+        p.network.connect_tcp.push(5432);
+        assert!(rules_of(&p).is_empty());
+    }
+
+    #[test]
+    fn each_rule_fires_with_its_reason() {
+        let mut p = SandboxPolicy::pure();
+        p.rules
+            .push(SyscallRule::new("mprotect", Action::Allow, vec![]).unwrap());
+        p.rules
+            .push(SyscallRule::new("clone", Action::Allow, vec![]).unwrap());
+        p.rules
+            .push(SyscallRule::new("socket", Action::Log, vec![]).unwrap());
+        p.limits.memory_mb = 8192;
+        p.default_action = Action::Log;
+        let found = lint(&p);
+        assert_eq!(
+            found.iter().map(|w| w.rule).collect::<Vec<_>>(),
+            [
+                "socket-without-ports",
+                "clone-not-thread-only",
+                "exec-mappings",
+                "memory-limit-high",
+                "log-default"
+            ]
+        );
+        assert!(found[2]
+            .message
+            .starts_with("mprotect allowed with PROT_EXEC"));
+        assert!(found[3].message.contains("8192 MiB"));
+        assert!(found[4].to_string().contains("not for production"));
+    }
+
+    #[test]
+    fn denied_rules_and_exec_free_mappings_are_fine() {
+        let mut p = SandboxPolicy::pure();
+        p.rules
+            .push(SyscallRule::new("openat", Action::Errno(13), vec![]).unwrap());
+        p.rules.push(
+            SyscallRule::new(
+                "mprotect",
+                Action::Allow,
+                vec![ArgCondition::new(2, CmpOp::MaskedEq(PROT_EXEC | 1), 1)],
+            )
+            .unwrap(),
+        );
+        assert!(lint(&p).is_empty());
+    }
+}

@@ -1,0 +1,181 @@
+//! A thousand helpers started and ended every way there is must leave the
+//! host exactly as it was: no fds, no children or zombies, no arena
+//! mappings. One test only, so nothing else runs in this process meanwhile.
+
+use std::time::{Duration, Instant};
+
+use ffb_loader::{Bridge, BridgeMode, ErrorKind, Value};
+use ffb_tests::{child_processes, hostile_lib, memfd_mappings, open_fds, shim_bin};
+
+const CYCLES: usize = 1_000;
+
+fn fork_server() -> u32 {
+    ffb_loader::fork_server_pid(&shim_bin()).expect("the fork server runs")
+}
+
+/// This process's children other than the fork server.
+fn children() -> Vec<(i32, char, String)> {
+    let server = fork_server() as i32;
+    child_processes()
+        .into_iter()
+        .filter(|(pid, _, _)| *pid != server)
+        .collect()
+}
+
+/// The fork server's children (helpers, live or not yet reaped).
+fn helpers() -> Vec<i32> {
+    let server = fork_server() as i32;
+    let mut out: Vec<i32> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s[s.rfind(')')? + 1..].to_string();
+                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(server)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The fork server's open fds (it keeps one status pipe per live helper).
+fn fork_server_fds() -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", fork_server()))
+        .map(|d| d.count())
+        .unwrap_or(usize::MAX)
+}
+
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    fds: Vec<(i32, String)>,
+    children: Vec<(i32, char, String)>,
+    memfds: usize,
+    helpers: Vec<i32>,
+    server_fds: usize,
+}
+
+fn snapshot() -> Snapshot {
+    Snapshot {
+        fds: open_fds(),
+        children: children(),
+        memfds: memfd_mappings(),
+        helpers: helpers(),
+        server_fds: fork_server_fds(),
+    }
+}
+
+fn load(timeout: Duration) -> Bridge {
+    Bridge::builder(hostile_lib().to_str().expect("utf-8 path"))
+        .shim(shim_bin())
+        .bridge_mode(BridgeMode::Enabled)
+        .timeout(timeout)
+        .declare("ffb_segv() -> void")
+        .declare("ffb_rlimit_cur(i32) -> i64")
+        .declare("ffb_socket() -> i32")
+        .declare("ffb_spin_forever() -> void")
+        .load()
+        .expect("loading the hostile corpus")
+}
+
+fn harmless(b: &mut Bridge) {
+    assert_eq!(
+        b.call_by_name("ffb_rlimit_cur", &[Value::I32(7)])
+            .unwrap()
+            .ret,
+        Value::I64(64)
+    );
+}
+
+#[test]
+fn a_thousand_helpers_leak_nothing() {
+    // Start the fork server first: it and its socket live for the process.
+    drop(load(Duration::from_secs(10)));
+    let baseline = {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let s = snapshot();
+            if s.helpers.is_empty() || Instant::now() >= deadline {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    assert_eq!(baseline.helpers, Vec::<i32>::new());
+    assert_eq!(baseline.children, Vec::new());
+    assert_eq!(
+        baseline.memfds, 0,
+        "no arena is mapped with no bridge alive"
+    );
+
+    let start = Instant::now();
+    let mut tally = [0usize; 4]; // dropped, crashed, timed out, violated
+    for i in 0..CYCLES {
+        if i % 50 == 49 {
+            let mut b = load(Duration::from_millis(200));
+            harmless(&mut b);
+            let e = b.call_by_name("ffb_spin_forever", &[]).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Timeout, "cycle {i}: {e}");
+            tally[2] += 1;
+        } else if i % 10 == 9 {
+            let mut b = load(Duration::from_secs(10));
+            let e = b.call_by_name("ffb_socket", &[]).unwrap_err();
+            assert_eq!(
+                e.kind,
+                ErrorKind::PolicyViolation {
+                    syscall: "socket".into(),
+                    nr: 41
+                },
+                "cycle {i}: {e}"
+            );
+            tally[3] += 1;
+        } else if i % 2 == 0 {
+            let mut b = load(Duration::from_secs(10));
+            harmless(&mut b);
+            drop(b);
+            tally[0] += 1;
+        } else {
+            let mut b = load(Duration::from_secs(10));
+            let e = b.call_by_name("ffb_segv", &[]).unwrap_err();
+            assert_eq!(
+                e.kind,
+                ErrorKind::Crashed {
+                    signal: "SIGSEGV".into()
+                },
+                "cycle {i}: {e}"
+            );
+            // Every fourth crash, carry on in a respawned helper first.
+            if i % 8 == 1 {
+                harmless(&mut b);
+            }
+            tally[1] += 1;
+        }
+    }
+    let elapsed = start.elapsed();
+    eprintln!(
+        "{CYCLES} cycles (dropped, crashed, timed out, violated = {tally:?}) in {elapsed:.2?}"
+    );
+    assert_eq!(tally.iter().sum::<usize>(), CYCLES);
+    assert_eq!(tally, [500, 400, 20, 80]);
+
+    // The fork server reaps asynchronously: give it up to 2 s.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let end = loop {
+        let s = snapshot();
+        if s == baseline || Instant::now() >= deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let zombies: Vec<_> = end.children.iter().filter(|c| c.1 == 'Z').collect();
+    assert!(zombies.is_empty(), "zombies: {zombies:?}");
+    assert_eq!(end.fds, baseline.fds, "open fds");
+    assert_eq!(end.children, baseline.children, "child processes");
+    assert_eq!(end.memfds, baseline.memfds, "memfd mappings");
+    assert_eq!(end.helpers, baseline.helpers, "helpers left behind");
+    assert_eq!(end.server_fds, baseline.server_fds, "fork server fds");
+    assert_eq!(end.fds.len(), open_fds().len());
+}
