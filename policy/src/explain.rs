@@ -313,14 +313,3 @@ mod tests {
         assert!(v["namespaces"].as_array().unwrap().is_empty());
     }
 }
-#[cfg(test)]
-mod peek {
-    #[test]
-    fn peek() {
-        let p = crate::file::load_policy(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/docker-default-seccomp.json")).unwrap();
-        for w in &p.warnings { eprintln!("W {w}"); }
-        for l in crate::lint::lint(&p) { eprintln!("L {l}"); }
-        let t = super::explain_text(&crate::file::load_policy(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/policies/full.toml")).unwrap());
-        eprintln!("{t}");
-    }
-}

@@ -303,11 +303,44 @@ struct RawArg {
 }
 
 /// An integer, or a string holding one (decimal or `0x` hex) for values past `i64`.
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum RawNumber {
     Int(i64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IntOrText(
+            "an integer from 0, or a string such as \"0xffffffffffffffff\"",
+        ))
+        .map(|v| match v {
+            Ok(n) => RawNumber::Int(n),
+            Err(s) => RawNumber::Text(s),
+        })
+    }
+}
+
+/// A visitor for "an integer or a string", with a readable expectation.
+struct IntOrText(&'static str);
+
+impl serde::de::Visitor<'_> for IntOrText {
+    type Value = Result<i64, String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Ok(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(i64::try_from(v).map_err(|_| v.to_string()))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Err(v.to_string()))
+    }
 }
 
 #[derive(Deserialize)]
@@ -353,11 +386,19 @@ struct RawIdentity {
 }
 
 /// A user or group: a name or a number.
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum RawId {
     Number(i64),
     Name(String),
+}
+
+impl<'de> Deserialize<'de> for RawId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IntOrText("a name or a number"))
+            .map(|v| match v {
+                Ok(n) => RawId::Number(n),
+                Err(s) => RawId::Name(s),
+            })
+    }
 }
 
 impl RawId {
@@ -403,7 +444,9 @@ fn convert(raw: RawFile, path: &str) -> Result<SandboxPolicy, Fail> {
             let rule = SyscallRule::new(&syscall_number_checked(name)?, Action::Allow, vec![])
                 .map_err(|e| (name.span(), e.to_string()))?;
             check_floor(&rule, name.span())?;
-            policy.rules.push(rule);
+            if !policy.rules.contains(&rule) {
+                policy.rules.push(rule);
+            }
         }
         for raw_rule in &seccomp.rule {
             let rule = convert_rule(raw_rule)?;
@@ -1102,7 +1145,11 @@ run_as = "nobody"
         assert_eq!(p.default_action, Action::Kill);
         let base = SandboxPolicy::fs_read();
         assert_eq!(&p.rules[..base.rules.len()], &base.rules[..]);
-        assert_eq!(p.rules.len(), base.rules.len() + 2);
+        assert_eq!(
+            p.rules.len(),
+            base.rules.len() + 1,
+            "getpid was already allowed"
+        );
         assert_eq!(p.filesystem.read.len(), 2);
         assert_eq!(
             p.filesystem.write,
@@ -1293,6 +1340,14 @@ run_as = "nobody"
                 "filesystem path 'etc/passwd' must be absolute",
             ),
             ("[limits]\nthreads = 0", 2, 11, "limit threads = 0 must be at least 1"),
+            (
+                "[[seccomp.rule]]\nsyscall = \"read\"\nargs = [{ index = 0, op = \"eq\", value = 1.5 }]",
+                3,
+                41,
+                "invalid type: floating point `1.5`, expected an integer from 0, or a string",
+            ),
+            ("[identity]\nrun_as = true", 2, 10, "expected a name or a number"),
+            ("[[seccomp.rule]]\naction = \"allow\"", 1, 1, "missing field `syscall`"),
             ("[limits]\nmemory_mb = \"lots\"", 2, 13, "invalid type"),
             ("[identity]\nrun_as = \"no-such-user-here\"", 2, 10, "no user 'no-such-user-here' in /etc/passwd"),
             (

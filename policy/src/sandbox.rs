@@ -51,7 +51,8 @@ const OPEN_WRITE_FLAGS: u64 = (libc::O_WRONLY
     | libc::O_CREAT
     | libc::O_TRUNC
     | libc::O_APPEND
-    | libc::O_TMPFILE) as u64;
+    // O_TMPFILE includes O_DIRECTORY's bit; only its own bit means "create".
+    | (libc::O_TMPFILE & !libc::O_DIRECTORY)) as u64;
 
 /// Errors in building or compiling a policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
