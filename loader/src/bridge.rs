@@ -399,6 +399,12 @@ impl Bridge {
         self.helper.as_ref().map(Helper::pid)
     }
 
+    /// The current helper's generation (unique in this process), or 0 when no
+    /// helper is running. Handles carry the generation that issued them.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// How many helpers this bridge has started after the first.
     pub fn respawns(&self) -> u64 {
         self.respawns

@@ -16,6 +16,14 @@ pub struct Handle {
     pub(crate) index: u32,
 }
 
+impl Handle {
+    /// The generation of the helper that issued this handle: a handle is only
+    /// valid on the bridge whose [`crate::Bridge::generation`] equals it.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
 impl fmt::Display for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "handle:{}:{}", self.generation, self.index)
