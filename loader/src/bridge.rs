@@ -15,6 +15,7 @@ use crate::helper::{Helper, HelperSpec};
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::arena::Arena;
+use crate::audit::{event_for, AuditEvent, AuditLog};
 use crate::value::{buffer_bytes, decode_scalar, scalar_word, Handle, Value};
 
 /// Whether bridge mode is on. Nothing is loaded or spawned unless it is.
@@ -91,6 +92,8 @@ pub struct BridgeBuilder {
     output: Option<PathBuf>,
     shim: Option<PathBuf>,
     max_cstr: usize,
+    audit_log: Option<PathBuf>,
+    learn: bool,
 }
 
 impl BridgeBuilder {
@@ -155,6 +158,21 @@ impl BridgeBuilder {
         self
     }
 
+    /// Appends one JSON line per violation, crash, timeout, resource-limit hit
+    /// and respawn to this file, from the host's view of each event.
+    pub fn audit_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.audit_log = Some(path.into());
+        self
+    }
+
+    /// Learn mode: instead of enforcing the policy beyond its floor, let every
+    /// syscall through and record it (see [`Bridge::learned`]). For building a
+    /// policy from a trusted script, never for production.
+    pub fn learn(mut self, on: bool) -> Self {
+        self.learn = on;
+        self
+    }
+
     /// Bound on a returned `cstr`, in bytes.
     pub fn max_cstr(mut self, bytes: usize) -> Self {
         self.max_cstr = bytes;
@@ -191,6 +209,15 @@ impl BridgeBuilder {
                 env.push(("LD_LIBRARY_PATH".into(), path));
             }
         }
+        let audit = match &self.audit_log {
+            Some(path) => Some(Arc::new(AuditLog::open(
+                path,
+                &self.library,
+                &self.policy.name,
+                ffb_policy::file::policy_hash(&self.policy),
+            )?)),
+            None => None,
+        };
         let timeout = self
             .timeout
             .unwrap_or(Duration::from_millis(self.policy.limits.call_timeout_ms));
@@ -206,6 +233,10 @@ impl BridgeBuilder {
             env,
             output: self.output,
             load_timeout: timeout.max(Duration::from_secs(10)),
+            audit,
+            learn: self
+                .learn
+                .then(|| Arc::new(std::sync::Mutex::new(crate::learn::Learned::default()))),
         };
         let mut bridge = Bridge {
             spec,
@@ -218,6 +249,7 @@ impl BridgeBuilder {
             max_cstr: self.max_cstr,
             respawns: 0,
             layout: Vec::with_capacity(MAX_WIRE_ARGS),
+            started_once: false,
         };
         for sig in functions {
             bridge.record(sig);
@@ -278,6 +310,8 @@ pub struct Bridge {
     respawns: u64,
     /// Reused for every call's argument layout, so calls do not allocate.
     layout: Vec<Slot>,
+    /// Whether a helper was ever started (the next one is a respawn).
+    started_once: bool,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -308,6 +342,8 @@ impl Bridge {
             output: None,
             shim: None,
             max_cstr: DEFAULT_MAX_CSTR,
+            audit_log: None,
+            learn: false,
         }
     }
 
@@ -348,21 +384,16 @@ impl Bridge {
             let deadline = Instant::now() + self.timeout;
             let response = match helper.round_trip(Op::Declare, 0, 1, deadline) {
                 Ok(r) => r,
-                Err(e) => {
-                    self.helper_ended();
-                    return Err(e);
-                }
+                Err(e) => return Err(self.failed(e, None)),
             };
             match response.status {
                 Status::Ok if response.ret == self.functions.len() as u64 => {}
                 Status::Ok => {
                     let e = Error::new(
                         ErrorKind::Protocol,
-                        "the helper numbered a function wrongly",
+                        "the helper numbered a function wrongly; it was killed",
                     );
-                    self.helper = None;
-                    self.helper_ended();
-                    return Err(e);
+                    return Err(self.failed(e, None));
                 }
                 status => {
                     let message = helper.arena().message(response.message_len)?;
@@ -405,6 +436,19 @@ impl Bridge {
         self.generation
     }
 
+    /// What learn mode has recorded so far (`None` unless built with `learn(true)`).
+    pub fn learned(&self) -> Option<crate::learn::Learned> {
+        self.spec
+            .learn
+            .as_ref()
+            .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// The sandbox policy helpers run under.
+    pub fn policy(&self) -> &SandboxPolicy {
+        &self.spec.policy
+    }
+
     /// How many helpers this bridge has started after the first.
     pub fn respawns(&self) -> u64 {
         self.respawns
@@ -433,6 +477,41 @@ impl Bridge {
         self.ensure_helper()
     }
 
+    fn audit(&self, event: &AuditEvent<'_>) {
+        if let Some(audit) = &self.spec.audit {
+            audit.record(event);
+        }
+    }
+
+    /// Records a failure that ended the helper (or hit a limit) in the audit
+    /// log, then forgets the helper if it is gone. Returns the error.
+    fn failed(&mut self, error: Error, function: Option<FunctionId>) -> Error {
+        let ends = error.kind.ends_helper();
+        if ends || error.kind == ErrorKind::ResourceLimit {
+            let name = function.map(|f| self.functions[f.0].sig.name.clone());
+            let (pid, syscall) = self
+                .helper
+                .as_ref()
+                .map_or((0, None), |h| (h.pid(), h.violation()));
+            let action = match &error.kind {
+                ErrorKind::ResourceLimit if !ends => "call_failed",
+                _ => "killed",
+            };
+            self.audit(&AuditEvent {
+                event: event_for(&error.kind),
+                function: name.as_deref(),
+                syscall,
+                action,
+                pid,
+                detail: Some(&error),
+            });
+        }
+        if ends {
+            self.helper_ended();
+        }
+        error
+    }
+
     fn helper_ended(&mut self) {
         self.helper = None;
         self.handles.clear();
@@ -446,9 +525,18 @@ impl Bridge {
         }
         self.spec.functions = self.functions.iter().map(|d| d.text.clone()).collect();
         let helper = Helper::spawn(&self.spec)?;
-        if self.generation == 0 && NEXT_GENERATION.load(std::sync::atomic::Ordering::Relaxed) > 1 {
+        if self.started_once {
             self.respawns += 1;
+            self.audit(&AuditEvent {
+                event: "respawn",
+                function: None,
+                syscall: None,
+                action: "respawned",
+                pid: helper.pid(),
+                detail: None,
+            });
         }
+        self.started_once = true;
         self.generation = NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.handles.clear();
         self.helper = Some(helper);
@@ -507,15 +595,14 @@ impl Bridge {
                 Ok(r) => {
                     let e = Error::new(
                         ErrorKind::Protocol,
-                        format!("the helper answered a call with status {:?}", r.status),
+                        format!(
+                            "the helper answered a call with status {:?}; it was killed",
+                            r.status
+                        ),
                     );
-                    self.helper_ended();
-                    return Err(e);
+                    return Err(self.failed(e, Some(f)));
                 }
-                Err(e) => {
-                    self.helper_ended();
-                    return Err(e);
-                }
+                Err(e) => return Err(self.failed(e, Some(f))),
             };
         // The return value first: it is the only step that can still fail, and
         // `out` must stay untouched on failure.
@@ -526,16 +613,12 @@ impl Bridge {
             RetType::CStr if response.ret == 0 => Value::Null,
             RetType::CStr => match helper_ref.read_cstr(response.ret, *max_cstr) {
                 Ok(bytes) => Value::Str(bytes),
-                Err(e) if e.kind == ErrorKind::Protocol => {
-                    // A pointer the function returned is not readable: the
-                    // library is in a state nobody should call into again.
-                    self.helper_ended();
-                    return Err(Error::new(
-                        e.kind,
-                        format!("{}; the helper was killed", e.message),
-                    ));
+                Err(e) => {
+                    // An unreadable pointer (protocol) means the library is in a
+                    // state nobody should call into again; a too-long string
+                    // (resource_limit) leaves the helper as it is.
+                    return Err(self.failed(e, Some(f)));
                 }
-                Err(e) => return Err(e),
             },
         };
         // Copy out, from host-chosen offsets and host-known lengths only.

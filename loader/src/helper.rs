@@ -13,6 +13,7 @@ use ffb_policy::syscalls::display_name;
 use ffb_policy::wire::{HelperMessage, Op, SpawnRequest, Status, MAX_HANDSHAKE};
 
 use crate::arena::Arena;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::error::{signal_name, Error, ErrorKind, Result};
 use crate::forkserver;
 
@@ -29,11 +30,13 @@ pub(crate) struct HelperSpec {
     pub env: Vec<(String, String)>,
     pub output: Option<PathBuf>,
     pub load_timeout: Duration,
+    pub audit: Option<Arc<AuditLog>>,
+    pub learn: Option<Arc<std::sync::Mutex<crate::learn::Learned>>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum KillReason {
-    Violation { nr: i64 },
+    Violation { nr: i64, args: [u64; 6] },
     Timeout,
     Protocol,
     Dropped,
@@ -60,6 +63,8 @@ pub(crate) struct Helper {
     killed: Option<KillReason>,
     /// Set once the helper is known to be gone (and its status consumed).
     ended: Option<Error>,
+    audit: Option<Arc<AuditLog>>,
+    learn: Option<Arc<std::sync::Mutex<crate::learn::Learned>>>,
 }
 
 fn sys_err(what: &str) -> Error {
@@ -145,6 +150,8 @@ impl Helper {
             host_spin: spec.host_spin,
             killed: None,
             ended: None,
+            audit: spec.audit.clone(),
+            learn: spec.learn.clone(),
         };
         match helper.handshake(&control, Instant::now() + spec.load_timeout) {
             Ok(()) => {
@@ -165,6 +172,15 @@ impl Helper {
 
     pub fn arena(&self) -> &Arena {
         &self.arena
+    }
+
+    /// The syscall (and its arguments, as the kernel reported them) that got
+    /// this helper killed, if that is how it ended.
+    pub fn violation(&self) -> Option<(i64, [u64; 6])> {
+        match self.killed {
+            Some(KillReason::Violation { nr, args }) => Some((nr, args)),
+            _ => None,
+        }
     }
 
     fn handshake(&mut self, control: &OwnedFd, deadline: Instant) -> Result<()> {
@@ -446,7 +462,7 @@ impl Helper {
 
     fn classify(&self, status: i32) -> Error {
         match self.killed {
-            Some(KillReason::Violation { nr }) => {
+            Some(KillReason::Violation { nr, .. }) => {
                 let syscall = display_name(nr);
                 return Error::new(
                     ErrorKind::PolicyViolation {
@@ -523,23 +539,60 @@ impl Helper {
             let nr = req.data.nr as i64;
             let args = req.data.args;
             let pid = self.pid;
-            let verdict = self.policy.verdict(nr, &args, self.phase, |target| {
+            let mut verdict = self.policy.verdict(nr, &args, self.phase, |target| {
                 target == pid as i64
                     || std::path::Path::new(&format!("/proc/{pid}/task/{target}")).exists()
             });
+            if let Some(learned) = &self.learn {
+                let loading = self.phase == Phase::Loading;
+                if verdict != Verdict::Continue && crate::learn::worth_recording(nr, &args, loading)
+                {
+                    let thread = req.pid as i32;
+                    let cwd = std::fs::read_link(format!("/proc/{thread}/cwd")).ok();
+                    learned.lock().unwrap_or_else(|p| p.into_inner()).record(
+                        nr,
+                        &args,
+                        cwd,
+                        |addr, len| read_memory(thread, addr, len),
+                    );
+                    verdict = Verdict::Continue;
+                }
+            }
             let mut resp = libc::seccomp_notif_resp {
                 id: req.id,
                 val: 0,
                 error: 0,
                 flags: 0,
             };
+            let audited = |action: &str| {
+                if let Some(audit) = &self.audit {
+                    audit.record(&AuditEvent {
+                        event: "violation",
+                        function: None,
+                        syscall: Some((nr, args)),
+                        action,
+                        pid,
+                        detail: None,
+                    });
+                }
+            };
             match verdict {
-                Verdict::Continue | Verdict::Log => {
+                Verdict::Continue => {
                     resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
                 }
-                Verdict::Fail(errno) => resp.error = -(errno as i32),
+                Verdict::Log => {
+                    audited("logged");
+                    resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
+                }
+                Verdict::Fail(errno) => {
+                    audited(&format!(
+                        "errno:{}",
+                        ffb_policy::file::errno_name(errno).unwrap_or("?")
+                    ));
+                    resp.error = -(errno as i32);
+                }
                 Verdict::Violation => {
-                    self.kill(KillReason::Violation { nr });
+                    self.kill(KillReason::Violation { nr, args });
                     return;
                 }
             }
@@ -617,6 +670,34 @@ fn open_output(path: Option<&std::path::Path>) -> Result<OwnedFd> {
             .map_err(|e| Error::new(ErrorKind::LoadFailed, format!("/dev/null: {e}")))?,
     };
     Ok(OwnedFd::from(file))
+}
+
+/// Reads up to `len` bytes of another process's memory, stopping at the
+/// first unreadable page.
+fn read_memory(pid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let at = addr + got as u64;
+        let want = (4096 - (at as usize % 4096)).min(len - got);
+        let local = libc::iovec {
+            iov_base: out[got..].as_mut_ptr().cast(),
+            iov_len: want,
+        };
+        let remote = libc::iovec {
+            iov_base: at as *mut libc::c_void,
+            iov_len: want,
+        };
+        let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+        if n <= 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    (got > 0).then(|| {
+        out.truncate(got);
+        out
+    })
 }
 
 fn futex_wake(word: &std::sync::atomic::AtomicU32) {

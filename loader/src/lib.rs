@@ -29,10 +29,12 @@
 #![warn(missing_docs)]
 
 mod arena;
+mod audit;
 mod bridge;
 mod error;
 mod forkserver;
 mod helper;
+mod learn;
 mod value;
 
 pub use bridge::{
@@ -44,4 +46,5 @@ pub use ffb_policy::effects::{EffectSet, WORST_CASE};
 pub use ffb_policy::sandbox::SandboxPolicy;
 pub use ffb_policy::signature::Signature;
 pub use forkserver::{fork_server_pid, shutdown_fork_servers};
+pub use learn::Learned;
 pub use value::{arg_from_json, arg_from_text, hex, unhex, Handle, Value};

@@ -109,6 +109,17 @@ fn proc_state(pid: i32) -> Option<char> {
     stat(pid).map(|(_, s)| s)
 }
 
+/// This process's children as `(pid, comm)` (the state of the fork server
+/// changes as it works, so it is left out), after checking none is a zombie.
+fn children() -> Vec<(i32, String)> {
+    let all = child_processes();
+    assert!(
+        all.iter().all(|(_, state, _)| *state != 'Z'),
+        "zombie children: {all:?}"
+    );
+    all.into_iter().map(|(pid, _, comm)| (pid, comm)).collect()
+}
+
 /// Children of the fork server (live helpers and unreaped ones), sorted.
 fn helpers() -> Vec<i32> {
     let Some(server) = ffb_loader::fork_server_pid(&shim_bin()) else {
@@ -552,7 +563,7 @@ fn missing_symbol_fails_the_load_and_leaves_no_helper() {
     drop(warm);
     let baseline = settle(&Vec::new(), helpers);
     assert_eq!(baseline, Vec::<i32>::new());
-    let children = child_processes();
+    let kids = children();
     let e = builder(hostile_lib(), &[PROBE, "no_such_fn() -> void"])
         .load()
         .unwrap_err();
@@ -560,7 +571,7 @@ fn missing_symbol_fails_the_load_and_leaves_no_helper() {
     assert_eq!(e.kind_name(), "symbol_not_found");
     assert!(e.message.contains("no_such_fn"), "{e}");
     assert_eq!(settle(&baseline, helpers), baseline, "a helper was left");
-    assert_eq!(child_processes(), children);
+    assert_eq!(settle(&kids, children), kids);
 
     // Declaring a missing symbol on a live bridge fails at once, and the
     // helper survives.
@@ -598,7 +609,7 @@ fn variadic_declaration_is_bad_signature_and_spawns_nothing() {
     let _g = serial();
     let server = ffb_loader::fork_server_pid(&shim_bin());
     let before = helpers();
-    let children = child_processes();
+    let kids = children();
     let e = Bridge::builder("libc.so.6")
         .shim(shim_bin())
         .bridge_mode(BridgeMode::Enabled)
@@ -610,7 +621,7 @@ fn variadic_declaration_is_bad_signature_and_spawns_nothing() {
     assert!(e.message.contains("variadic"), "{e}");
     assert_eq!(ffb_loader::fork_server_pid(&shim_bin()), server);
     assert_eq!(helpers(), before);
-    assert_eq!(child_processes(), children);
+    assert_eq!(settle(&kids, children), kids);
 }
 
 #[test]
@@ -618,7 +629,7 @@ fn bridge_disabled_spawns_nothing() {
     let _g = serial();
     let server = ffb_loader::fork_server_pid(&shim_bin());
     let before = helpers();
-    let children = child_processes();
+    let kids = children();
     let e = Bridge::builder(fixture_lib().to_str().unwrap())
         .shim(shim_bin())
         .bridge_mode(BridgeMode::Disabled)
@@ -636,7 +647,7 @@ fn bridge_disabled_spawns_nothing() {
     assert_eq!(e.kind, ErrorKind::BridgeDisabled, "{e}");
     assert_eq!(ffb_loader::fork_server_pid(&shim_bin()), server);
     assert_eq!(helpers(), before);
-    assert_eq!(child_processes(), children);
+    assert_eq!(settle(&kids, children), kids);
 }
 
 // ---------------------------------------------------------------------------
@@ -960,6 +971,8 @@ fn extension_output_goes_to_the_file_not_to_the_host() {
         b.call_by_name("ffb_print_fake", &[]).unwrap().ret,
         Value::I32(7)
     );
+    let pid = b.helper_pid().unwrap();
+    assert_eq!(helper_stdio(pid), [path.clone(), path.clone()]);
     drop(b);
     let text = std::fs::read_to_string(&path).unwrap();
     let _ = std::fs::remove_file(&path);
@@ -979,4 +992,15 @@ fn extension_output_goes_to_the_file_not_to_the_host() {
         b.call_by_name("ffb_print_fake", &[]).unwrap().ret,
         Value::I32(7)
     );
+    // The helper's stdout and stderr are /dev/null, not this process's.
+    let null = std::path::PathBuf::from("/dev/null");
+    assert_eq!(helper_stdio(b.helper_pid().unwrap()), [null.clone(), null]);
+}
+
+/// Where a helper's fds 1 and 2 point.
+fn helper_stdio(pid: i32) -> [std::path::PathBuf; 2] {
+    [1, 2].map(|fd| {
+        std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+            .unwrap_or_else(|e| panic!("/proc/{pid}/fd/{fd}: {e}"))
+    })
 }

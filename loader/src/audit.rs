@@ -1,0 +1,134 @@
+//! The audit log: one JSON line per violation, crash, timeout, resource-limit
+//! hit and respawn, written from the host's view of events. Nothing in a line
+//! comes from the extension: syscall numbers and arguments come from the
+//! kernel's seccomp notification, exit statuses from the fork server.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Where audit lines go. Shared by every helper of a bridge (and of a pool).
+#[derive(Debug)]
+pub(crate) struct AuditLog {
+    file: Mutex<File>,
+    library: String,
+    policy: String,
+    policy_hash: String,
+}
+
+/// What happened.
+pub(crate) struct AuditEvent<'a> {
+    pub event: &'a str,
+    pub function: Option<&'a str>,
+    pub syscall: Option<(i64, [u64; 6])>,
+    pub action: &'a str,
+    pub pid: i32,
+    pub detail: Option<&'a Error>,
+}
+
+impl AuditLog {
+    pub fn open(path: &Path, library: &str, policy: &str, policy_hash: String) -> Result<AuditLog> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::LoadFailed,
+                    format!("cannot open the audit log '{}': {e}", path.display()),
+                )
+            })?;
+        Ok(AuditLog {
+            file: Mutex::new(file),
+            library: library.to_string(),
+            policy: policy.to_string(),
+            policy_hash,
+        })
+    }
+
+    pub fn record(&self, e: &AuditEvent<'_>) {
+        let mut line = json!({
+            "time": rfc3339_now(),
+            "event": e.event,
+            "library": self.library,
+            "policy": self.policy,
+            "policy_hash": self.policy_hash,
+            "function": e.function,
+            "action": e.action,
+            "pid": e.pid,
+        });
+        if let Some((nr, args)) = e.syscall {
+            line["syscall"] = json!(ffb_policy::syscalls::display_name(nr));
+            line["nr"] = json!(nr);
+            line["args"] = json!(args.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>());
+        }
+        if let Some(err) = e.detail {
+            line["error"] = err.to_json();
+        }
+        let mut text = line.to_string();
+        text.push('\n');
+        // One write per line, so concurrent writers never interleave a line.
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = file.write_all(text.as_bytes());
+    }
+}
+
+/// The event name for an error that ended a helper.
+pub(crate) fn event_for(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::PolicyViolation { .. } => "violation",
+        ErrorKind::Crashed { .. } => "crash",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::ResourceLimit => "resource_limit",
+        ErrorKind::Exited { .. } => "exit",
+        ErrorKind::Protocol => "protocol",
+        _ => "error",
+    }
+}
+
+/// UTC time as RFC 3339 with milliseconds.
+pub(crate) fn rfc3339_now() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_is_rfc3339() {
+        let t = rfc3339_now();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(
+            t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T",
+            "{t}"
+        );
+    }
+}
