@@ -2,7 +2,7 @@ use ffb_loader::{Bridge, BridgeMode, Value};
 fn main() {
     let fx = std::env::args().nth(1).unwrap();
     let t = std::time::Instant::now();
-    let mut b = Bridge::builder(fx.clone())
+    let b = Bridge::builder(fx.clone())
         .bridge_mode(BridgeMode::Enabled)
         .declare("ffb_add_i64(i64, i64) -> i64")
         .declare("ffb_nop() -> void")

@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ffb_policy::sandbox::{CompiledFilter, Phase, SandboxPolicy, Verdict};
+use ffb_policy::sandbox::{CompiledFilter, Namespace, Phase, SandboxPolicy, Verdict};
 use ffb_policy::syscalls::display_name;
+use ffb_policy::wire::{FsSpec, LandlockSpec};
 use ffb_policy::wire::{HelperMessage, Op, SpawnRequest, Status, MAX_HANDSHAKE};
 
 use crate::arena::Arena;
@@ -124,6 +125,9 @@ impl Helper {
             arena_len: arena.len() as u64,
             spin_us: spec.helper_spin_us,
             env: spec.env.clone(),
+            landlock: (spec.learn.is_none()).then(|| landlock_spec(&spec.policy, &spec.library)),
+            namespaces: spec.policy.namespaces.clone(),
+            run_as: spec.policy.run_as.clone(),
         };
         let spawned = forkserver::spawn(
             &spec.shim,
@@ -539,9 +543,15 @@ impl Helper {
             let nr = req.data.nr as i64;
             let args = req.data.args;
             let pid = self.pid;
+            let in_pid_ns = self.policy.namespaces.contains(&Namespace::Pid);
             let mut verdict = self.policy.verdict(nr, &args, self.phase, |target| {
-                target == pid as i64
-                    || std::path::Path::new(&format!("/proc/{pid}/task/{target}")).exists()
+                if in_pid_ns {
+                    // Targets are ids in the helper's own namespace, where it is 1.
+                    target == 1 || has_namespaced_thread(pid, target)
+                } else {
+                    target == pid as i64
+                        || std::path::Path::new(&format!("/proc/{pid}/task/{target}")).exists()
+                }
             });
             if let Some(learned) = &self.learn {
                 let loading = self.phase == Phase::Loading;
@@ -698,6 +708,58 @@ fn read_memory(pid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
         out.truncate(got);
         out
     })
+}
+
+/// Whether helper `pid` has a thread whose id in its own pid namespace is `tid`.
+fn has_namespaced_thread(pid: i32, tid: i64) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("NSpid:"))
+                    .and_then(|l| l.split_whitespace().last().map(str::to_string))
+            })
+            .is_some_and(|id| id == tid.to_string())
+    })
+}
+
+/// System directories the dynamic loader reads from.
+const LOADER_PATHS: &[&str] = &[
+    "/etc/ld.so.cache",
+    "/lib",
+    "/lib64",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/local/lib",
+];
+
+/// Landlock rules for a policy: its own paths and ports, plus (when it
+/// restricts the filesystem at all) what loading the library reads.
+fn landlock_spec(policy: &SandboxPolicy, library: &str) -> LandlockSpec {
+    let fs_rules = &policy.filesystem;
+    let fs = (!fs_rules.read.is_empty() || !fs_rules.write.is_empty()).then(|| {
+        let mut read = fs_rules.read.clone();
+        let mut extra: Vec<PathBuf> = LOADER_PATHS.iter().map(PathBuf::from).collect();
+        if library.contains('/') {
+            if let Ok(path) = std::fs::canonicalize(library) {
+                extra.extend(path.parent().map(PathBuf::from));
+            }
+        }
+        if let Ok(dirs) = std::env::var("LD_LIBRARY_PATH") {
+            extra.extend(dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from));
+        }
+        read.extend(extra.into_iter().filter(|p| p.exists()));
+        FsSpec {
+            read,
+            write: fs_rules.write.clone(),
+        }
+    });
+    let net = (!policy.network.is_empty()).then(|| policy.network.clone());
+    LandlockSpec { fs, net }
 }
 
 fn futex_wake(word: &std::sync::atomic::AtomicU32) {

@@ -26,7 +26,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use serde::{Deserialize, Serialize};
 
-use crate::sandbox::{CompiledFilter, Limits};
+use std::path::PathBuf;
+
+use crate::sandbox::{CompiledFilter, Identity, Limits, Namespace, NetworkRules};
 
 /// Size of the control area before the data area.
 pub const CONTROL_SIZE: usize = 4096;
@@ -167,6 +169,32 @@ pub struct SpawnRequest {
     pub spin_us: u32,
     /// The helper's whole environment (the host's is not inherited).
     pub env: Vec<(String, String)>,
+    /// Landlock rules, applied before the library loads. `None`: no Landlock.
+    pub landlock: Option<LandlockSpec>,
+    /// Namespaces to unshare before anything else.
+    pub namespaces: Vec<Namespace>,
+    /// Run as this user and group.
+    pub run_as: Option<Identity>,
+}
+
+/// What Landlock restricts in a helper. Filesystem access is restricted only
+/// when `fs` is set, TCP only when `net` is set (each when the policy has rules).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LandlockSpec {
+    /// Filesystem rules, or `None` to leave the filesystem to seccomp and DAC.
+    pub fs: Option<FsSpec>,
+    /// TCP rules, or `None` to leave the network to seccomp.
+    pub net: Option<NetworkRules>,
+}
+
+/// Landlock filesystem rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsSpec {
+    /// Readable (and executable) paths: the policy's, plus what loading the
+    /// library needs (its own path and the system library directories).
+    pub read: Vec<PathBuf>,
+    /// Writable paths.
+    pub write: Vec<PathBuf>,
 }
 
 /// The fork server's reply: the new helper's pid (or `-errno`), sent with a

@@ -2,8 +2,12 @@
 
 use std::io;
 
-use ffb_policy::sandbox::{CompiledFilter, Limits};
-use ffb_policy::wire::fds;
+use ffb_policy::sandbox::{CompiledFilter, Identity, Limits, Namespace};
+use ffb_policy::wire::{fds, LandlockSpec};
+use landlock::{
+    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, ABI,
+};
 
 use crate::sys::check;
 
@@ -120,10 +124,43 @@ fn capget() -> io::Result<[CapData; 2]> {
     Ok(data)
 }
 
+/// Unshares the requested namespaces (except pid, which the fork server
+/// creates with the helper itself). A user namespace maps the helper's uid
+/// and gid to themselves, so files keep their owners.
+pub fn enter_namespaces(namespaces: &[Namespace]) -> Result<(), LockdownError> {
+    let mut flags = 0;
+    for ns in namespaces {
+        flags |= match ns {
+            Namespace::User => libc::CLONE_NEWUSER,
+            Namespace::Net => libc::CLONE_NEWNET,
+            Namespace::Ipc => libc::CLONE_NEWIPC,
+            Namespace::Mount => libc::CLONE_NEWNS,
+            Namespace::Pid => 0,
+        };
+    }
+    if flags == 0 {
+        return Ok(());
+    }
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    if unsafe { libc::unshare(flags) } != 0 {
+        return Err(fail("unshare", io::Error::last_os_error()));
+    }
+    if flags & libc::CLONE_NEWUSER != 0 {
+        let write =
+            |path: &str, text: String| std::fs::write(path, text).map_err(|e| fail(path, e));
+        write("/proc/self/setgroups", "deny".into())?;
+        write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+        write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    }
+    Ok(())
+}
+
 /// Drops every capability from every set and locks the securebits, then sets
 /// `no_new_privs`. A root helper keeps uid 0 but no power: it cannot raise its
-/// rlimits, open raw sockets, or signal other users' processes.
-pub fn drop_privileges() -> Result<(), LockdownError> {
+/// rlimits, open raw sockets, or signal other users' processes. With
+/// `run_as`, the helper switches to that user and group in between (while it
+/// still may), with no supplementary groups.
+pub fn drop_privileges(run_as: Option<&Identity>, threads: u64) -> Result<(), LockdownError> {
     let had_caps = capget()
         .map(|d| d.iter().any(|c| c.permitted != 0 || c.effective != 0))
         .map_err(|e| fail("capget", e))?;
@@ -154,6 +191,28 @@ pub fn drop_privileges() -> Result<(), LockdownError> {
             0,
             0,
         );
+        if let Some(id) = run_as {
+            // SECBIT_NO_SETUID_FIXUP is set, so the switch keeps the caps that
+            // the capset below then drops; the order makes the switch possible.
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(id.gid, id.gid, id.gid) != 0
+                || libc::setresuid(id.uid, id.uid, id.uid) != 0
+            {
+                return Err(fail(
+                    &format!("switching to user '{}' ({}:{})", id.name, id.uid, id.gid),
+                    io::Error::last_os_error(),
+                ));
+            }
+            // Threads are processes of this user: a dedicated user makes the
+            // thread limit enforceable.
+            let lim = libc::rlimit {
+                rlim_cur: threads,
+                rlim_max: threads,
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &lim) != 0 {
+                return Err(fail("RLIMIT_NPROC", io::Error::last_os_error()));
+            }
+        }
         let header = CapHeader {
             version: CAP_V3,
             pid: 0,
@@ -195,4 +254,59 @@ pub fn install_filter(filter: &CompiledFilter) -> Result<i32, LockdownError> {
     })
     .map_err(|e| fail("installing the seccomp filter", e))?;
     Ok(fd as i32)
+}
+
+/// Applies Landlock: filesystem rules when the policy has paths, TCP rules
+/// when it has ports. Applied while the helper is still single-threaded, so
+/// every thread the library ever starts inherits the domain.
+pub fn apply_landlock(spec: &LandlockSpec) -> Result<(), LockdownError> {
+    if spec.fs.is_none() && spec.net.is_none() {
+        return Ok(());
+    }
+    let landlock =
+        |what: &str, e: &dyn std::fmt::Display| LockdownError(format!("Landlock {what}: {e}"));
+    let abi = ABI::V5;
+    let mut ruleset = Ruleset::default().set_compatibility(CompatLevel::HardRequirement);
+    if spec.fs.is_some() {
+        ruleset = ruleset
+            .handle_access(AccessFs::from_all(abi))
+            .map_err(|e| landlock("filesystem", &e))?;
+    }
+    if spec.net.is_some() {
+        ruleset = ruleset
+            .handle_access(AccessNet::from_all(ABI::V4))
+            .map_err(|e| landlock("network (needs ABI 4)", &e))?;
+    }
+    let mut created = ruleset.create().map_err(|e| landlock("create", &e))?;
+    if let Some(fs) = &spec.fs {
+        for path in fs.read.iter().chain(&fs.write) {
+            if !path.exists() {
+                return Err(LockdownError(format!(
+                    "Landlock: '{}' does not exist",
+                    path.display()
+                )));
+            }
+        }
+        created = created
+            .add_rules(path_beneath_rules(&fs.read, AccessFs::from_read(abi)))
+            .map_err(|e| landlock("read rule", &e))?
+            .add_rules(path_beneath_rules(&fs.write, AccessFs::from_all(abi)))
+            .map_err(|e| landlock("write rule", &e))?;
+    }
+    if let Some(net) = &spec.net {
+        for &port in &net.connect_tcp {
+            created = created
+                .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
+                .map_err(|e| landlock("connect rule", &e))?;
+        }
+        for &port in &net.bind_tcp {
+            created = created
+                .add_rule(NetPort::new(port, AccessNet::BindTcp))
+                .map_err(|e| landlock("bind rule", &e))?;
+        }
+    }
+    created
+        .restrict_self()
+        .map_err(|e| landlock("restrict_self", &e))?;
+    Ok(())
 }

@@ -27,8 +27,13 @@ pub fn helper_main(request: SpawnRequest, received: [i32; 4]) -> ! {
         Ok(a) => a,
         Err(e) => fail_and_exit("load_failed", &format!("mapping the arena: {e}")),
     };
-    let locked = lockdown::set_limits(&request.limits)
-        .and_then(|_| lockdown::drop_privileges())
+    let locked = lockdown::enter_namespaces(&request.namespaces)
+        .and_then(|_| lockdown::set_limits(&request.limits))
+        .and_then(|_| lockdown::drop_privileges(request.run_as.as_ref(), request.limits.threads))
+        .and_then(|_| match &request.landlock {
+            Some(spec) => lockdown::apply_landlock(spec),
+            None => Ok(()),
+        })
         .and_then(|_| lockdown::install_filter(&request.filter));
     let listener = match locked {
         Ok(fd) => fd,

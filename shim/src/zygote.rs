@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::process::ExitCode;
 
+use ffb_policy::sandbox::Namespace;
 use ffb_policy::wire::{SpawnRequest, SPAWN_FDS};
 
 use crate::sys::check;
@@ -136,7 +137,24 @@ fn spawn(
         }
     };
     let [control, wake, arena, output, status] = fds;
-    let pid = unsafe { libc::fork() };
+    let pid = if request.namespaces.contains(&Namespace::Pid) {
+        // The helper is the init of a new pid namespace, and still this
+        // process's child, so reaping and the host's pidfd work unchanged.
+        // A raw clone leaves glibc's cached thread id stale (it affects only
+        // PI and robust mutexes in the helper's first thread).
+        unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (libc::CLONE_NEWPID | libc::SIGCHLD) as libc::c_ulong,
+                0,
+                0,
+                0,
+                0,
+            ) as libc::pid_t
+        }
+    } else {
+        unsafe { libc::fork() }
+    };
     if pid == 0 {
         // The helper: never returns.
         unsafe { libc::close(sigchld) };
