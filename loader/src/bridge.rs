@@ -11,7 +11,7 @@ use ffb_policy::signature::{ArgType, Pointee, RetType, Signature};
 use ffb_policy::wire::{align_up, Op, Status, CONTROL_SIZE, MAX_WIRE_ARGS};
 
 use crate::error::{err, Error, ErrorKind, Result};
-use crate::helper::{Helper, HelperSpec};
+use crate::helper::{Helper, HelperSpec, Response};
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::arena::Arena;
@@ -249,6 +249,7 @@ impl BridgeBuilder {
             max_cstr: self.max_cstr,
             respawns: 0,
             layout: Vec::with_capacity(MAX_WIRE_ARGS),
+            shared: None,
             started_once: false,
         };
         for sig in functions {
@@ -310,6 +311,8 @@ pub struct Bridge {
     respawns: u64,
     /// Reused for every call's argument layout, so calls do not allocate.
     layout: Vec<Slot>,
+    /// The shared buffer's helper generation and reserved length, if any.
+    shared: Option<(u64, usize)>,
     /// Whether a helper was ever started (the next one is a respawn).
     started_once: bool,
 }
@@ -567,6 +570,236 @@ impl Bridge {
     /// buffers: a call whose arguments and results fit what `out` already holds
     /// allocates nothing. On failure `out` is left as it was.
     pub fn call_into(&mut self, f: FunctionId, args: &[Value], out: &mut CallOutput) -> Result<()> {
+        self.check_call(f, args)?;
+        self.ensure_helper()?;
+        let limit = self.data_limit();
+        let Bridge {
+            functions,
+            helper,
+            handles,
+            layout,
+            generation,
+            ..
+        } = self;
+        let sig = &functions[f.0].sig;
+        let arena = helper.as_ref().expect("ensured").arena();
+        layout.clear();
+        let mut cursor = CONTROL_SIZE;
+        let ctx = LayoutContext {
+            arena,
+            generation: *generation,
+            handles,
+            limit,
+        };
+        ctx.lay_out(sig, args, layout, &mut cursor, &mut |i, word| {
+            arena.control().args[i].store(word, Relaxed)
+        })?;
+        let response = self.exchange(
+            Op::Call,
+            f.0 as u32,
+            sig_len(&self.functions[f.0].sig),
+            Some(f),
+        )?;
+        let ret = self.decode_ret(f, response.ret)?;
+        let Bridge {
+            helper,
+            handles,
+            layout,
+            generation,
+            ..
+        } = self;
+        let arena = helper.as_ref().expect("alive after a response").arena();
+        copy_out(arena, layout, &mut out.out, *generation, handles);
+        out.ret = ret;
+        out.effects = call_effects();
+        Ok(())
+    }
+
+    /// Sends several calls at once; the helper runs them in order and stops at
+    /// the first failure. Each call is still a full fence, and the batch as a
+    /// whole is one round trip.
+    ///
+    /// Every argument of every call is checked before anything is sent. On a
+    /// failure, [`BatchFailure`] holds the outputs of the calls that completed,
+    /// the index of the one that failed, and why; later calls did not run.
+    pub fn call_batch(
+        &mut self,
+        calls: &[(FunctionId, &[Value])],
+    ) -> std::result::Result<Vec<CallOutput>, BatchFailure> {
+        let fail = |index, error| BatchFailure {
+            completed: Vec::new(),
+            index,
+            error,
+        };
+        for (i, (f, args)) in calls.iter().enumerate() {
+            self.check_call(*f, args).map_err(|e| fail(i, e))?;
+        }
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_helper().map_err(|e| fail(0, e))?;
+        let limit = self.data_limit();
+        let mut ranges = Vec::with_capacity(calls.len());
+        let results_at;
+        {
+            let Bridge {
+                functions,
+                helper,
+                handles,
+                layout,
+                generation,
+                ..
+            } = &mut *self;
+            let arena = helper.as_ref().expect("ensured").arena();
+            layout.clear();
+            // Records first (func, nargs, words), then buffers, then one result
+            // word per call.
+            let records_len: usize = calls
+                .iter()
+                .map(|(f, _)| 8 + 8 * functions[f.0].sig.args.len())
+                .sum();
+            let mut record = CONTROL_SIZE;
+            let mut cursor = align_up(CONTROL_SIZE + records_len)
+                .filter(|&end| end <= limit)
+                .ok_or_else(|| fail(0, too_big(0, limit)))?;
+            let ctx = LayoutContext {
+                arena,
+                generation: *generation,
+                handles,
+                limit,
+            };
+            for (i, (f, args)) in calls.iter().enumerate() {
+                let sig = &functions[f.0].sig;
+                let header = (f.0 as u64) | (sig.args.len() as u64) << 32;
+                arena.write(record, &header.to_ne_bytes());
+                let words_at = record + 8;
+                let start = layout.len();
+                ctx.lay_out(sig, args, layout, &mut cursor, &mut |k, word| {
+                    arena.write(words_at + 8 * k, &word.to_ne_bytes())
+                })
+                .map_err(|e| fail(i, e))?;
+                ranges.push((*f, start, layout.len()));
+                record = words_at + 8 * sig.args.len();
+            }
+            results_at = cursor;
+            if results_at + 8 * calls.len() > limit {
+                return Err(fail(0, too_big(0, limit)));
+            }
+            let ctl = arena.control();
+            ctl.args[0].store(results_at as u64, Relaxed);
+        }
+        let deadline = Instant::now() + self.timeout;
+        let helper = self.helper.as_mut().expect("ensured");
+        let (completed, failure) =
+            match helper.round_trip(Op::Batch, 0, calls.len() as u32, deadline) {
+                Ok(r) if r.status == Status::Ok => (calls.len(), None),
+                Ok(r) => (
+                    0,
+                    Some(Error::new(
+                        ErrorKind::Protocol,
+                        format!(
+                            "the helper answered a batch with status {:?}; it was killed",
+                            r.status
+                        ),
+                    )),
+                ),
+                // Read once, and bounded by what was sent: how far the helper got
+                // before it ended. Its arena is still mapped until it is dropped.
+                Err(e) => (
+                    (helper.arena().control().helper.completed.load(Relaxed) as usize)
+                        .min(calls.len()),
+                    Some(e),
+                ),
+            };
+        let mut outputs = Vec::with_capacity(completed);
+        for (i, &(f, start, end)) in ranges.iter().enumerate().take(completed) {
+            let mut raw = [0u8; 8];
+            let Some(helper) = self.helper.as_ref() else {
+                break;
+            };
+            helper.arena().read_into(results_at + 8 * i, &mut raw);
+            let ret = match self.decode_ret(f, u64::from_ne_bytes(raw)) {
+                Ok(v) => v,
+                Err(error) => {
+                    return Err(BatchFailure {
+                        completed: outputs,
+                        index: i,
+                        error,
+                    })
+                }
+            };
+            let Bridge {
+                helper,
+                handles,
+                layout,
+                generation,
+                ..
+            } = &mut *self;
+            let arena = helper.as_ref().expect("checked above").arena();
+            let mut out = Vec::new();
+            copy_out(arena, &layout[start..end], &mut out, *generation, handles);
+            outputs.push(CallOutput {
+                ret,
+                out,
+                effects: call_effects(),
+            });
+        }
+        match failure {
+            None => Ok(outputs),
+            Some(error) => {
+                let index = outputs.len();
+                let f = ranges.get(index).map(|r| r.0);
+                Err(BatchFailure {
+                    error: self.failed(error, f),
+                    completed: outputs,
+                    index,
+                })
+            }
+        }
+    }
+
+    /// A buffer of `len` bytes inside the shared arena, for zero-copy calls:
+    /// fill it, then pass [`Value::Shared`] for a `bytes` parameter, and the
+    /// function gets a pointer to it with nothing copied in or out. Read what
+    /// the function left there through a new `shared_buffer` view.
+    ///
+    /// The helper can write to this memory at any time: treat what you read
+    /// back as untrusted bytes. A buffer from a helper that has since been
+    /// replaced is gone; passing `Value::Shared` then gives `stale_handle`.
+    pub fn shared_buffer(&mut self, len: usize) -> Result<SharedBuffer<'_>> {
+        self.ensure_helper()?;
+        let arena = self.helper.as_ref().expect("ensured").arena();
+        let reserve = align_up(len.max(1)).unwrap_or(usize::MAX);
+        if reserve > arena.data_capacity() / 2 {
+            return err(
+                ErrorKind::BadArgument,
+                format!(
+                    "a {len}-byte shared buffer needs an arena of at least {} bytes (this one has {})",
+                    reserve.saturating_mul(2).saturating_add(CONTROL_SIZE),
+                    arena.len()
+                ),
+            );
+        }
+        self.shared = Some((self.generation, reserve));
+        let arena = self.helper.as_ref().expect("ensured").arena();
+        let offset = arena.len() - reserve;
+        Ok(SharedBuffer {
+            ptr: unsafe { arena.base().add(offset) },
+            len,
+            _bridge: std::marker::PhantomData,
+        })
+    }
+
+    /// Where argument buffers may go: the data area below any shared buffer.
+    fn data_limit(&self) -> usize {
+        let arena_len = self.helper.as_ref().map_or(0, |h| h.arena().len());
+        match self.shared {
+            Some((generation, reserve)) if generation == self.generation => arena_len - reserve,
+            _ => arena_len,
+        }
+    }
+
+    fn check_call(&self, f: FunctionId, args: &[Value]) -> Result<()> {
         let declared = self.functions.get(f.0).ok_or_else(|| {
             Error::new(
                 ErrorKind::BadArgument,
@@ -574,90 +807,149 @@ impl Bridge {
             )
         })?;
         check_arity(&declared.sig, args.len())?;
-        self.ensure_helper()?;
-        let Bridge {
-            functions,
-            helper,
-            handles,
-            layout,
-            generation,
-            timeout,
-            max_cstr,
-            ..
-        } = self;
-        let sig = &functions[f.0].sig;
-        let helper_ref = helper.as_mut().expect("ensured");
-        lay_out(sig, args, helper_ref.arena(), *generation, handles, layout)?;
-        let deadline = Instant::now() + *timeout;
-        let response =
-            match helper_ref.round_trip(Op::Call, f.0 as u32, sig.args.len() as u32, deadline) {
-                Ok(r) if r.status == Status::Ok => r,
-                Ok(r) => {
-                    let e = Error::new(
-                        ErrorKind::Protocol,
-                        format!(
-                            "the helper answered a call with status {:?}; it was killed",
-                            r.status
-                        ),
-                    );
-                    return Err(self.failed(e, Some(f)));
+        for v in args {
+            if let Value::Shared(len) = v {
+                match self.shared {
+                    Some((generation, reserve)) if generation == self.generation && *len <= reserve => {}
+                    Some((generation, _)) if generation == self.generation => {
+                        return err(
+                            ErrorKind::BadArgument,
+                            format!("Value::Shared({len}) is longer than the shared buffer"),
+                        )
+                    }
+                    _ => {
+                        return err(
+                            ErrorKind::StaleHandle,
+                            "Value::Shared refers to a shared buffer of a helper that is gone (call shared_buffer again)",
+                        )
+                    }
                 }
-                Err(e) => return Err(self.failed(e, Some(f))),
-            };
-        // The return value first: it is the only step that can still fail, and
-        // `out` must stay untouched on failure.
-        let ret = match sig.ret {
-            RetType::Void => Value::Null,
-            RetType::Scalar(s) => decode_scalar(s, response.ret),
-            RetType::Handle => register_handle(response.ret, *generation, handles),
-            RetType::CStr if response.ret == 0 => Value::Null,
-            RetType::CStr => match helper_ref.read_cstr(response.ret, *max_cstr) {
-                Ok(bytes) => Value::Str(bytes),
-                Err(e) => {
-                    // An unreadable pointer (protocol) means the library is in a
-                    // state nobody should call into again; a too-long string
-                    // (resource_limit) leaves the helper as it is.
-                    return Err(self.failed(e, Some(f)));
-                }
-            },
-        };
-        // Copy out, from host-chosen offsets and host-known lengths only.
-        let arena = helper_ref.arena();
-        out.out.truncate(layout.len());
-        out.out.resize(layout.len(), None);
-        for (slot, value) in layout.iter().zip(out.out.iter_mut()) {
-            match slot.ty {
-                ArgType::Bytes | ArgType::Out(_) => {
-                    let mut buf = match value.take() {
-                        Some(Value::Bytes(b)) => b,
-                        _ => Vec::new(),
-                    };
-                    buf.clear();
-                    buf.resize(slot.len, 0);
-                    arena.read_into(slot.offset, &mut buf);
-                    *value = Some(Value::Bytes(buf));
-                }
-                ArgType::Ptr(Pointee::Scalar(s)) => {
-                    let mut word = [0u8; 8];
-                    arena.read_into(slot.offset, &mut word);
-                    *value = Some(decode_scalar(s, u64::from_ne_bytes(word)));
-                }
-                ArgType::Ptr(Pointee::Handle) => {
-                    let mut word = [0u8; 8];
-                    arena.read_into(slot.offset, &mut word);
-                    *value = Some(register_handle(
-                        u64::from_ne_bytes(word),
-                        *generation,
-                        handles,
-                    ));
-                }
-                _ => *value = None,
             }
         }
-        out.ret = ret;
-        out.effects = call_effects();
         Ok(())
     }
+
+    /// One round trip with the helper; a failure that ends it is audited and
+    /// forgets it.
+    fn exchange(
+        &mut self,
+        op: Op,
+        func: u32,
+        count: u32,
+        f: Option<FunctionId>,
+    ) -> Result<Response> {
+        let deadline = Instant::now() + self.timeout;
+        let helper = self.helper.as_mut().expect("ensured");
+        match helper.round_trip(op, func, count, deadline) {
+            Ok(r) if r.status == Status::Ok => Ok(r),
+            Ok(r) => {
+                let e = Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "the helper answered with status {:?}; it was killed",
+                        r.status
+                    ),
+                );
+                Err(self.failed(e, f))
+            }
+            Err(e) => Err(self.failed(e, f)),
+        }
+    }
+
+    /// Decodes a raw return value; the only decoding step that can fail is
+    /// reading a returned string out of the helper.
+    fn decode_ret(&mut self, f: FunctionId, raw: u64) -> Result<Value> {
+        let ret = self.functions[f.0].sig.ret;
+        Ok(match ret {
+            RetType::Void => Value::Null,
+            RetType::Scalar(s) => decode_scalar(s, raw),
+            RetType::Handle => register_handle(raw, self.generation, &mut self.handles),
+            RetType::CStr if raw == 0 => Value::Null,
+            RetType::CStr => {
+                let helper = self.helper.as_ref().expect("alive after a response");
+                match helper.read_cstr(raw, self.max_cstr) {
+                    Ok(bytes) => Value::Str(bytes),
+                    // Unreadable (protocol): the library is in a state nobody
+                    // should call into again. Too long (resource_limit): the
+                    // helper stays.
+                    Err(e) => return Err(self.failed(e, Some(f))),
+                }
+            }
+        })
+    }
+}
+
+/// A failed batch: what completed before the failure, and the failure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchFailure {
+    /// Outputs of the calls that completed, in order.
+    pub completed: Vec<CallOutput>,
+    /// Index of the call that failed; calls after it did not run.
+    pub index: usize,
+    /// Why it failed.
+    pub error: Error,
+}
+
+impl std::fmt::Display for BatchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "call {} of the batch failed: {}", self.index, self.error)
+    }
+}
+
+impl std::error::Error for BatchFailure {}
+
+/// A view of a buffer inside the shared arena (see [`Bridge::shared_buffer`]).
+pub struct SharedBuffer<'a> {
+    ptr: *mut u8,
+    len: usize,
+    _bridge: std::marker::PhantomData<&'a mut Bridge>,
+}
+
+impl SharedBuffer<'_> {
+    /// Its length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `data` to the start of the buffer (at most its length).
+    pub fn write(&mut self, data: &[u8]) {
+        let n = data.len().min(self.len);
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr, n) };
+    }
+
+    /// Copies the start of the buffer into `out` (at most its length).
+    pub fn read(&self, out: &mut [u8]) {
+        let n = out.len().min(self.len);
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr, out.as_mut_ptr(), n) };
+    }
+
+    /// The buffer as a slice, to fill in place.
+    ///
+    /// # Safety
+    /// The helper maps the same memory and may write to it while the slice
+    /// lives; only use this while no call is running, and treat what you read
+    /// as untrusted.
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        std::slice::from_raw_parts_mut(self.ptr, self.len)
+    }
+}
+
+fn sig_len(sig: &Signature) -> u32 {
+    sig.args.len() as u32
+}
+
+fn too_big(position: usize, limit: usize) -> Error {
+    Error::new(
+        ErrorKind::BadArgument,
+        format!(
+            "argument {position}: the call's buffers need more than the {limit}-byte arena (raise the arena size)"
+        ),
+    )
 }
 
 /// Where one parameter went for the current call.
@@ -666,6 +958,8 @@ struct Slot {
     ty: ArgType,
     offset: usize,
     len: usize,
+    /// A zero-copy argument: nothing is copied back.
+    shared: bool,
 }
 
 /// Checks that `given` values were supplied for `sig`'s parameters (`out[N]`
@@ -693,83 +987,144 @@ pub fn check_arity(sig: &Signature, given: usize) -> Result<()> {
     )
 }
 
-/// Checks every argument against its type and writes it to the arena: scalars
-/// and handles as argument words, buffers into the data area at host-chosen
-/// offsets. Nothing is sent yet, so a failure here leaves the helper idle.
-fn lay_out(
-    sig: &Signature,
-    args: &[Value],
-    arena: &Arena,
+struct LayoutContext<'a> {
+    arena: &'a Arena,
     generation: u64,
-    handles: &[u64],
-    layout: &mut Vec<Slot>,
-) -> Result<()> {
-    if sig.args.len() > MAX_WIRE_ARGS {
-        return err(ErrorKind::BadSignature, "too many parameters");
-    }
-    layout.clear();
-    let ctl = arena.control();
-    let mut given = args.iter();
-    let mut cursor = CONTROL_SIZE;
-    for (i, &ty) in sig.args.iter().enumerate() {
-        let position = i + 1;
-        let value = if ty.takes_value() {
-            given.next().expect("arity checked")
-        } else {
-            &Value::Null
-        };
-        let len = match ty {
-            ArgType::CStr => buffer_bytes(ty, value, position)?.len() + 1,
-            ArgType::Bytes => buffer_bytes(ty, value, position)?.len(),
-            ArgType::Out(n) => n,
-            ArgType::Ptr(_) => 8,
-            ArgType::Scalar(_) | ArgType::Handle => 0,
-        };
-        let offset = cursor;
-        if ty.is_pointer() {
-            cursor = align_up(cursor.saturating_add(len.max(1)))
-                .filter(|&end| end <= arena.len())
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::BadArgument,
-                        format!(
-                            "argument {position}: the call's buffers need more than the {}-byte arena (raise the arena size)",
-                            arena.len()
-                        ),
-                    )
-                })?;
+    handles: &'a [u64],
+    /// End of the space argument buffers may use.
+    limit: usize,
+}
+
+impl LayoutContext<'_> {
+    /// Checks every argument against its type and writes it to the arena:
+    /// scalars and handles as argument words (through `word`), buffers into
+    /// the data area at host-chosen offsets from `cursor`. Nothing is sent
+    /// yet, so a failure here leaves the helper idle.
+    fn lay_out(
+        &self,
+        sig: &Signature,
+        args: &[Value],
+        layout: &mut Vec<Slot>,
+        cursor: &mut usize,
+        word: &mut dyn FnMut(usize, u64),
+    ) -> Result<()> {
+        if sig.args.len() > MAX_WIRE_ARGS {
+            return err(ErrorKind::BadSignature, "too many parameters");
         }
-        let word = match ty {
-            ArgType::Scalar(s) => scalar_word(s, value, position)?,
-            ArgType::Handle => handle_raw(value, generation, handles)?,
-            ArgType::CStr => {
-                let bytes = buffer_bytes(ty, value, position)?;
-                arena.write(offset, bytes);
-                arena.write(offset + bytes.len(), &[0]);
-                offset as u64
+        let arena = self.arena;
+        let mut given = args.iter();
+        for (i, &ty) in sig.args.iter().enumerate() {
+            let position = i + 1;
+            let value = if ty.takes_value() {
+                given.next().expect("arity checked")
+            } else {
+                &Value::Null
+            };
+            if let (ArgType::Bytes, Value::Shared(len)) = (ty, value) {
+                // The shared buffer starts where argument buffers must end.
+                let offset = self.limit;
+                word(i, offset as u64);
+                layout.push(Slot {
+                    ty,
+                    offset,
+                    len: *len,
+                    shared: true,
+                });
+                continue;
             }
-            ArgType::Bytes => {
-                arena.write(offset, buffer_bytes(ty, value, position)?);
-                offset as u64
+            let len = match ty {
+                ArgType::CStr => buffer_bytes(ty, value, position)?.len() + 1,
+                ArgType::Bytes => buffer_bytes(ty, value, position)?.len(),
+                ArgType::Out(n) => n,
+                ArgType::Ptr(_) => 8,
+                ArgType::Scalar(_) | ArgType::Handle => 0,
+            };
+            let offset = *cursor;
+            if ty.is_pointer() {
+                *cursor = align_up(cursor.saturating_add(len.max(1)))
+                    .filter(|&end| end <= self.limit)
+                    .ok_or_else(|| too_big(position, self.limit))?;
             }
-            ArgType::Out(n) => {
-                arena.zero(offset, n);
-                offset as u64
+            let w = match ty {
+                ArgType::Scalar(s) => scalar_word(s, value, position)?,
+                ArgType::Handle => handle_raw(value, self.generation, self.handles)?,
+                ArgType::CStr => {
+                    let bytes = buffer_bytes(ty, value, position)?;
+                    arena.write(offset, bytes);
+                    arena.write(offset + bytes.len(), &[0]);
+                    offset as u64
+                }
+                ArgType::Bytes => {
+                    arena.write(offset, buffer_bytes(ty, value, position)?);
+                    offset as u64
+                }
+                ArgType::Out(n) => {
+                    arena.zero(offset, n);
+                    offset as u64
+                }
+                ArgType::Ptr(Pointee::Scalar(s)) => {
+                    arena.write(offset, &scalar_word(s, value, position)?.to_ne_bytes());
+                    offset as u64
+                }
+                ArgType::Ptr(Pointee::Handle) => {
+                    let raw = handle_raw(value, self.generation, self.handles)?;
+                    arena.write(offset, &raw.to_ne_bytes());
+                    offset as u64
+                }
+            };
+            word(i, w);
+            layout.push(Slot {
+                ty,
+                offset,
+                len,
+                shared: false,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Copies out-values from host-chosen offsets and host-known lengths only,
+/// reusing the buffers already in `out`.
+fn copy_out(
+    arena: &Arena,
+    layout: &[Slot],
+    out: &mut Vec<Option<Value>>,
+    generation: u64,
+    handles: &mut Vec<u64>,
+) {
+    out.truncate(layout.len());
+    out.resize(layout.len(), None);
+    for (slot, value) in layout.iter().zip(out.iter_mut()) {
+        match slot.ty {
+            _ if slot.shared => *value = None,
+            ArgType::Bytes | ArgType::Out(_) => {
+                let mut buf = match value.take() {
+                    Some(Value::Bytes(b)) => b,
+                    _ => Vec::new(),
+                };
+                buf.clear();
+                buf.resize(slot.len, 0);
+                arena.read_into(slot.offset, &mut buf);
+                *value = Some(Value::Bytes(buf));
             }
             ArgType::Ptr(Pointee::Scalar(s)) => {
-                arena.write(offset, &scalar_word(s, value, position)?.to_ne_bytes());
-                offset as u64
+                let mut word = [0u8; 8];
+                arena.read_into(slot.offset, &mut word);
+                *value = Some(decode_scalar(s, u64::from_ne_bytes(word)));
             }
             ArgType::Ptr(Pointee::Handle) => {
-                let raw = handle_raw(value, generation, handles)?;
-                arena.write(offset, &raw.to_ne_bytes());
-                offset as u64
+                let mut word = [0u8; 8];
+                arena.read_into(slot.offset, &mut word);
+                *value = Some(register_handle(
+                    u64::from_ne_bytes(word),
+                    generation,
+                    handles,
+                ));
             }
-        };
-        ctl.args[i].store(word, Relaxed);
-        layout.push(Slot { ty, offset, len });
+            _ => *value = None,
+        }
     }
-    Ok(())
 }
 
 fn handle_raw(v: &Value, generation: u64, handles: &[u64]) -> Result<u64> {

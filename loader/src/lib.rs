@@ -35,11 +35,12 @@ mod error;
 mod forkserver;
 mod helper;
 mod learn;
+mod pool;
 mod value;
 
 pub use bridge::{
-    call_effects, check_arity, default_shim, Bridge, BridgeBuilder, BridgeMode, CallOutput,
-    FunctionId, DEFAULT_ARENA, DEFAULT_MAX_CSTR,
+    call_effects, check_arity, default_shim, BatchFailure, Bridge, BridgeBuilder, BridgeMode,
+    CallOutput, FunctionId, SharedBuffer, DEFAULT_ARENA, DEFAULT_MAX_CSTR,
 };
 pub use error::{signal_name, Error, ErrorKind, Result};
 pub use ffb_policy::effects::{EffectSet, WORST_CASE};
@@ -47,4 +48,5 @@ pub use ffb_policy::sandbox::SandboxPolicy;
 pub use ffb_policy::signature::Signature;
 pub use forkserver::{fork_server_pid, shutdown_fork_servers};
 pub use learn::Learned;
+pub use pool::{Callee, Pool, PoolConfig, PoolStats};
 pub use value::{arg_from_json, arg_from_text, hex, unhex, Handle, Value};

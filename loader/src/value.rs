@@ -83,6 +83,9 @@ pub enum Value {
     Handle(Handle),
     /// `void`, a NULL `cstr` return, or a NULL handle.
     Null,
+    /// For a `bytes` parameter: the first N bytes of the bridge's shared
+    /// buffer, passed without copying (see `Bridge::shared_buffer`).
+    Shared(usize),
 }
 
 impl Value {
@@ -139,6 +142,7 @@ impl Value {
             Value::Bytes(b) => json!({ "hex": hex(b) }),
             Value::Handle(h) => json!(h.to_string()),
             Value::Null => Json::Null,
+            Value::Shared(n) => json!({ "shared": n }),
             other => match other.as_i128() {
                 Some(i) if i < 0 => json!(i as i64),
                 Some(i) => json!(i as u64),
@@ -157,6 +161,7 @@ impl fmt::Display for Value {
             Value::Bytes(b) => write!(f, "hex:{}", hex(b)),
             Value::Handle(h) => write!(f, "{h}"),
             Value::Null => write!(f, "null"),
+            Value::Shared(n) => write!(f, "shared[{n}]"),
             other => write!(f, "{}", other.as_i128().unwrap_or_default()),
         }
     }

@@ -71,6 +71,8 @@ pub struct HelperLine {
     pub helper_parked: AtomicU32,
     /// The raw return value: the low bytes hold the C return value.
     pub ret: AtomicU64,
+    /// For a batch: how many calls have completed (the helper's claim).
+    pub completed: AtomicU32,
 }
 
 /// The control area at the start of the arena.
@@ -95,6 +97,11 @@ pub enum Op {
     /// Declare one more function: its signature text is at the start of the
     /// data area and `args[0]` is its length. The response's `ret` is its index.
     Declare = 2,
+    /// Run `nargs` calls in order. Their records start at the data area, each
+    /// `func | nargs << 32` followed by `nargs` argument words; `args[0]` is
+    /// the offset of the results, one 64-bit word per call. `completed`
+    /// counts the calls done.
+    Batch = 3,
 }
 
 impl Op {
@@ -103,6 +110,7 @@ impl Op {
         match v {
             1 => Some(Op::Call),
             2 => Some(Op::Declare),
+            3 => Some(Op::Batch),
             _ => None,
         }
     }

@@ -1,7 +1,7 @@
 //! A helper's life after the fork: lock down, load, resolve, serve.
 
 use std::ffi::{c_void, CString};
-use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::{Duration, Instant};
 
 use ffb_policy::signature::{ArgType, Pointee, RetType, ScalarType, Signature};
@@ -199,6 +199,7 @@ impl Server {
             let (status, ret, message) = match Op::from_u32(ctl.host.op.load(Relaxed)) {
                 Some(Op::Call) => self.call(),
                 Some(Op::Declare) => self.declare_from_arena(),
+                Some(Op::Batch) => self.batch(),
                 None => (Status::BadRequest, 0, Some("unknown op".to_string())),
             };
             let ctl = self.control();
@@ -261,29 +262,87 @@ impl Server {
         let ctl = self.control();
         let index = ctl.host.func.load(Relaxed) as usize;
         let nargs = ctl.host.nargs.load(Relaxed) as usize;
-        let Some(function) = self.functions.get(index) else {
-            return (Status::BadRequest, 0, Some(format!("no function {index}")));
+        match self.invoke(index, nargs, |i| ctl.args[i].load(Relaxed)) {
+            Ok(ret) => (Status::Ok, ret, None),
+            Err(why) => (Status::BadRequest, 0, Some(why)),
+        }
+    }
+
+    /// Runs the calls of a batch in order. A call that kills the helper ends
+    /// the batch; `completed` tells the host how far it got.
+    fn batch(&mut self) -> (Status, u64, Option<String>) {
+        let ctl = self.control();
+        let count = ctl.host.nargs.load(Relaxed) as usize;
+        let results = ctl.args[0].load(Relaxed) as usize;
+        ctl.helper.completed.store(0, Relaxed);
+        let arena_len = self.arena_len;
+        let fits = move |offset: usize, len: usize| {
+            offset >= CONTROL_SIZE && offset.checked_add(len).is_some_and(|end| end <= arena_len)
         };
-        if nargs != function.args.len() {
+        if !fits(results, count.saturating_mul(8)) {
             return (
                 Status::BadRequest,
                 0,
-                Some("argument count mismatch".into()),
+                Some("batch results out of range".into()),
             );
         }
+        let mut record = CONTROL_SIZE;
+        for n in 0..count {
+            if !fits(record, 8) {
+                return (
+                    Status::BadRequest,
+                    0,
+                    Some("batch record out of range".into()),
+                );
+            }
+            let header = unsafe { std::ptr::read_unaligned(self.arena.add(record) as *const u64) };
+            let (index, nargs) = ((header & 0xffff_ffff) as usize, (header >> 32) as usize);
+            let words = record + 8;
+            if nargs > MAX_WIRE_ARGS || !fits(words, nargs * 8) {
+                return (
+                    Status::BadRequest,
+                    0,
+                    Some("batch record out of range".into()),
+                );
+            }
+            let arena = self.arena;
+            let word = |i: usize| unsafe {
+                std::ptr::read_unaligned(arena.add(words + 8 * i) as *const u64)
+            };
+            match self.invoke(index, nargs, word) {
+                Ok(ret) => unsafe {
+                    std::ptr::write_unaligned(self.arena.add(results + 8 * n) as *mut u64, ret);
+                },
+                Err(why) => return (Status::BadRequest, 0, Some(why)),
+            }
+            ctl.helper.completed.store(n as u32 + 1, Release);
+            record = words + 8 * nargs;
+        }
+        (Status::Ok, count as u64, None)
+    }
+
+    /// Calls function `index` with `nargs` argument words from `word(i)`.
+    fn invoke(
+        &mut self,
+        index: usize,
+        nargs: usize,
+        word: impl Fn(usize) -> u64,
+    ) -> Result<u64, String> {
+        let Some(function) = self.functions.get(index) else {
+            return Err(format!("no function {index}"));
+        };
+        if nargs != function.args.len() {
+            return Err("argument count mismatch".into());
+        }
         for (i, ty) in function.args.iter().enumerate() {
-            let word = ctl.args[i].load(Relaxed);
+            let w = word(i);
             self.slots.words[i] = match ty {
-                ArgType::Scalar(_) | ArgType::Handle => word,
+                ArgType::Scalar(_) | ArgType::Handle => w,
                 ArgType::CStr | ArgType::Bytes | ArgType::Out(_) | ArgType::Ptr(_) => {
-                    if word < CONTROL_SIZE as u64 || word >= self.arena_len as u64 {
-                        return (
-                            Status::BadRequest,
-                            0,
-                            Some("buffer offset out of range".into()),
-                        );
+                    if w < CONTROL_SIZE as u64 || w >= self.arena_len as u64 {
+                        return Err("buffer offset out of range".into());
                     }
-                    self.arena as u64 + word
+                    self.arena as u64 + w
                 }
             };
         }
@@ -298,7 +357,7 @@ impl Server {
                 self.slots.ptrs.as_mut_ptr(),
             );
         }
-        (Status::Ok, ret, None)
+        Ok(ret)
     }
 
     fn declare_from_arena(&mut self) -> (Status, u64, Option<String>) {
