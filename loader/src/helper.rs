@@ -13,6 +13,8 @@ use ffb_policy::syscalls::display_name;
 use ffb_policy::wire::{FsSpec, LandlockSpec};
 use ffb_policy::wire::{HelperMessage, Op, SpawnRequest, Status, MAX_HANDSHAKE};
 
+use ffb_policy::spin::AdaptiveSpin;
+
 use crate::arena::Arena;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::error::{signal_name, Error, ErrorKind, Result};
@@ -43,6 +45,10 @@ enum KillReason {
     Dropped,
 }
 
+/// How long the host may spin while a woken helper gets going: about two
+/// blocking wake-ups on this class of machine.
+const WAKE_SPIN: Duration = Duration::from_micros(150);
+
 /// The helper's answer to one request, read once from the arena.
 pub(crate) struct Response {
     pub status: Status,
@@ -60,7 +66,10 @@ pub(crate) struct Helper {
     seq: u32,
     phase: Phase,
     policy: Arc<SandboxPolicy>,
-    host_spin: Duration,
+    /// Spin budget for waits on a helper that was awake.
+    spin: AdaptiveSpin,
+    /// Spin budget for waits that began by waking the helper.
+    wake_spin: AdaptiveSpin,
     killed: Option<KillReason>,
     /// Set once the helper is known to be gone (and its status consumed).
     ended: Option<Error>,
@@ -151,7 +160,8 @@ impl Helper {
             seq: 0,
             phase: Phase::Loading,
             policy: spec.policy.clone(),
-            host_spin: spec.host_spin,
+            spin: AdaptiveSpin::new(spec.host_spin),
+            wake_spin: AdaptiveSpin::new(spec.host_spin.max(WAKE_SPIN)),
             killed: None,
             ended: None,
             audit: spec.audit.clone(),
@@ -312,10 +322,11 @@ impl Helper {
         ctl.host.func.store(func, Relaxed);
         ctl.host.nargs.store(nargs, Relaxed);
         ctl.host.req_seq.store(seq, SeqCst);
-        if ctl.helper.helper_parked.load(SeqCst) != 0 {
+        let woke_helper = ctl.helper.helper_parked.load(SeqCst) != 0;
+        if woke_helper {
             futex_wake(&ctl.host.req_seq);
         }
-        if !self.wait(seq, deadline) {
+        if !self.wait(seq, deadline, woke_helper) {
             let e = self.finish_after_wait(deadline);
             return Err(e);
         }
@@ -339,20 +350,30 @@ impl Helper {
     }
 
     /// Spins, then sleeps; true when the response for `seq` is in.
-    fn wait(&mut self, seq: u32, deadline: Instant) -> bool {
+    fn wait(&mut self, seq: u32, deadline: Instant, woke_helper: bool) -> bool {
         let ctl = self.arena.control();
+        // A helper that was asleep needs a wake-up first: spinning through it
+        // (when that has worked lately) saves a second blocking wake-up here.
+        let spin = if woke_helper {
+            &mut self.wake_spin
+        } else {
+            &mut self.spin
+        };
+        let budget = spin.budget();
         let start = Instant::now();
         let mut spins = 0u32;
         loop {
             if ctl.helper.resp_seq.load(Acquire) == seq {
+                spin.answered_while_spinning();
                 return true;
             }
             spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(64) && start.elapsed() >= self.host_spin {
+            if spins.is_multiple_of(64) && start.elapsed() >= budget {
                 break;
             }
             std::hint::spin_loop();
         }
+        spin.slept();
         loop {
             let ctl = self.arena.control();
             ctl.host.host_parked.store(1, SeqCst);

@@ -25,6 +25,7 @@ pub mod import;
 pub mod lint;
 pub mod sandbox;
 pub mod signature;
+pub mod spin;
 mod syscall_table;
 pub mod syscalls;
 pub mod wire;

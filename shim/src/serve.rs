@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::{Duration, Instant};
 
 use ffb_policy::signature::{ArgType, Pointee, RetType, ScalarType, Signature};
+use ffb_policy::spin::AdaptiveSpin;
 use ffb_policy::wire::{
     fds, Control, HelperMessage, Op, SpawnRequest, Status, CONTROL_SIZE, MAX_WIRE_ARGS,
     MESSAGE_CAPACITY, MESSAGE_OFFSET,
@@ -128,7 +129,7 @@ struct Server {
     library: libloading::Library,
     functions: Vec<Function>,
     slots: Box<ArgSlots>,
-    spin: Duration,
+    spin: AdaptiveSpin,
 }
 
 impl Server {
@@ -146,7 +147,7 @@ impl Server {
             library,
             functions: Vec::new(),
             slots,
-            spin: Duration::from_micros(spin_us.into()),
+            spin: AdaptiveSpin::new(Duration::from_micros(spin_us.into())),
         }
     }
 
@@ -227,21 +228,24 @@ impl Server {
     }
 
     /// Spins for the configured window, then sleeps on the futex.
-    fn wait_for_request(&self, last: u32) -> u32 {
+    fn wait_for_request(&mut self, last: u32) -> u32 {
         let ctl = self.control();
+        let budget = self.spin.budget();
         let start = Instant::now();
         let mut spins = 0u32;
         loop {
             let seq = ctl.host.req_seq.load(Acquire);
             if seq != last {
+                self.spin.answered_while_spinning();
                 return seq;
             }
             spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(64) && start.elapsed() >= self.spin {
+            if spins.is_multiple_of(64) && start.elapsed() >= budget {
                 break;
             }
             std::hint::spin_loop();
         }
+        self.spin.slept();
         loop {
             ctl.helper.helper_parked.store(1, SeqCst);
             let seq = ctl.host.req_seq.load(SeqCst);

@@ -1,0 +1,568 @@
+//! Helper pools: many host threads calling one library, with handles that
+//! stay on the helper that issued them, a bounded number of helpers, and idle
+//! members reaped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ffb_loader::{Bridge, BridgeBuilder, BridgeMode, ErrorKind, Pool, PoolConfig, Value};
+use ffb_tests::{fixture_lib, shim_bin};
+
+const DECLS: &[&str] = &[
+    "ffb_add_i64(i64, i64) -> i64",
+    "ffb_counter_new(i64) -> handle",
+    "ffb_counter_next(handle) -> i64",
+    "ffb_counter_free(handle) -> void",
+    "ffb_calls() -> i64",
+    "ffb_sleep_ms(i64) -> i64",
+    // Deliberately misdeclared: a counter's 8 bytes "reversed" as if they
+    // were `n` long, so the helper that owns the handle faults on the spot.
+    "ffb_reverse_bytes(handle, usize) -> void",
+];
+
+fn builder() -> BridgeBuilder {
+    let mut b = Bridge::builder(fixture_lib().to_str().expect("utf-8 path"))
+        .shim(shim_bin())
+        .bridge_mode(BridgeMode::Enabled)
+        .timeout(Duration::from_secs(20));
+    for d in DECLS {
+        b = b.declare(*d);
+    }
+    b
+}
+
+fn pool(min: usize, max: usize, idle_timeout: Option<Duration>) -> Pool {
+    Pool::new(
+        builder(),
+        PoolConfig {
+            min_helpers: min,
+            max_helpers: max,
+            idle_timeout,
+        },
+    )
+    .expect("starting the pool")
+}
+
+fn i64_of(v: &Value) -> i64 {
+    match v {
+        Value::I64(i) => *i,
+        other => panic!("expected an i64, got {other:?}"),
+    }
+}
+
+fn handle_of(v: &Value) -> ffb_loader::Handle {
+    match v {
+        Value::Handle(h) => *h,
+        other => panic!("expected a handle, got {other:?}"),
+    }
+}
+
+/// Polls `cond` every few milliseconds for up to `limit`.
+fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn pools_are_send_sync_and_clone() {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync::<Pool>();
+}
+
+#[test]
+fn four_threads_share_two_helpers() {
+    const THREADS: i64 = 4;
+    const PER_THREAD: i64 = 2_000;
+    let pool = pool(1, 2, None);
+    let add = pool.function("ffb_add_i64").expect("declared");
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let monitor = {
+        let (pool, done, peak) = (pool.clone(), done.clone(), peak.clone());
+        thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(pool.stats().members, Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                for i in 0..PER_THREAD {
+                    let (a, b) = (t << 40 | i, -(i * 7919) - t);
+                    let out = pool.call(add, &[Value::I64(a), Value::I64(b)]).unwrap();
+                    assert_eq!(out.ret, Value::I64(a + b), "thread {t} call {i}");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("a worker panicked");
+    }
+    done.store(true, Ordering::Relaxed);
+    monitor.join().unwrap();
+    let stats = pool.stats();
+    assert!(stats.members <= 2, "{stats:?}");
+    assert!(peak.load(Ordering::Relaxed) <= 2, "{stats:?}");
+    assert!(stats.spawns <= 2, "{stats:?}");
+    assert_eq!(stats.calls, (THREADS * PER_THREAD) as u64, "{stats:?}");
+    assert_eq!(stats.respawns, 0, "{stats:?}");
+    assert_eq!(stats.waiting, 0, "{stats:?}");
+    assert_eq!(stats.idle, stats.members, "{stats:?}");
+}
+
+/// Creates one counter per member, on `n` distinct members: before each
+/// counter is made, a thread occupies the member that made the previous one
+/// with a long sleep, so the next counter must come from another member.
+/// Returns the counters (started at `k * 1_000_000`) and the sleepers.
+fn counters_on_distinct_members(
+    pool: &Pool,
+    n: usize,
+) -> (Vec<ffb_loader::Handle>, Vec<thread::JoinHandle<()>>) {
+    let mut counters = Vec::new();
+    let mut sleepers = Vec::new();
+    for k in 0..n {
+        let out = pool
+            .call("ffb_counter_new", &[Value::I64(k as i64 * 1_000_000)])
+            .unwrap();
+        counters.push(handle_of(&out.ret));
+        if k + 1 == n {
+            break;
+        }
+        // The most recently returned member (the one that made this counter)
+        // is the next one any call takes: keep it busy.
+        let p = pool.clone();
+        sleepers.push(thread::spawn(move || {
+            let out = p.call("ffb_sleep_ms", &[Value::I64(1_500)]).unwrap();
+            assert_eq!(out.ret, Value::I64(1_500));
+        }));
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                let s = pool.stats();
+                s.members - s.idle > k
+            }),
+            "the sleeper never started: {:?}",
+            pool.stats()
+        );
+    }
+    (counters, sleepers)
+}
+
+#[test]
+fn handles_stay_on_the_member_that_issued_them() {
+    const COUNTERS: usize = 3;
+    const THREADS: usize = 4;
+    const PER_COUNTER_PER_THREAD: usize = 200;
+    let pool = pool(1, COUNTERS + 1, None);
+    let (counters, sleepers) = counters_on_distinct_members(&pool, COUNTERS);
+    let generations: BTreeSet<u64> = counters.iter().map(|h| h.generation()).collect();
+    assert_eq!(generations.len(), COUNTERS, "{counters:?}");
+
+    // Several threads advance every counter, in different orders, while some
+    // of their members are still busy sleeping (those calls wait for them).
+    let next = pool.function("ffb_counter_next").unwrap();
+    let start = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (pool, counters, start) = (pool.clone(), counters.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                let mut seen: Vec<Vec<i64>> = vec![Vec::new(); counters.len()];
+                for i in 0..PER_COUNTER_PER_THREAD * counters.len() {
+                    let k = (i + t) % counters.len();
+                    let out = pool.call(next, &[Value::Handle(counters[k])]).unwrap();
+                    seen[k].push(i64_of(&out.ret));
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut all: Vec<Vec<i64>> = vec![Vec::new(); COUNTERS];
+    for t in threads {
+        for (k, values) in t.join().expect("a caller panicked").into_iter().enumerate() {
+            // Calls on one member are ordered, so each thread sees its values rise.
+            assert!(
+                values.windows(2).all(|w| w[0] < w[1]),
+                "counter {k}: {values:?}"
+            );
+            all[k].extend(values);
+        }
+    }
+    for (k, mut values) in all.into_iter().enumerate() {
+        values.sort();
+        let base = k as i64 * 1_000_000;
+        let want: Vec<i64> = (base..base + (THREADS * PER_COUNTER_PER_THREAD) as i64).collect();
+        assert_eq!(values, want, "counter {k}");
+    }
+    for s in sleepers {
+        s.join().expect("a sleeper panicked");
+    }
+    let stats = pool.stats();
+    assert!(stats.members <= COUNTERS + 1, "{stats:?}");
+    assert_eq!(stats.respawns, 0, "{stats:?}");
+    for h in counters {
+        pool.call("ffb_counter_free", &[Value::Handle(h)]).unwrap();
+    }
+}
+
+#[test]
+fn a_crash_makes_that_members_handles_stale_and_nothing_else() {
+    let pool = pool(1, 3, None);
+    let (counters, sleepers) = counters_on_distinct_members(&pool, 2);
+    let (doomed, survivor) = (counters[0], counters[1]);
+    assert_ne!(doomed.generation(), survivor.generation());
+    let next = pool.function("ffb_counter_next").unwrap();
+    assert_eq!(
+        pool.call(next, &[Value::Handle(doomed)]).unwrap().ret,
+        Value::I64(0)
+    );
+    // Runs on the doomed counter's member (it carries the handle) and faults there.
+    let e = pool
+        .call(
+            "ffb_reverse_bytes",
+            &[Value::Handle(doomed), Value::Usize(1 << 40)],
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.kind,
+        ErrorKind::Crashed {
+            signal: "SIGSEGV".into()
+        },
+        "{e}"
+    );
+    let e = pool.call(next, &[Value::Handle(doomed)]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::StaleHandle, "{e}");
+    // The other member's counter never noticed.
+    assert_eq!(
+        pool.call(next, &[Value::Handle(survivor)]).unwrap().ret,
+        Value::I64(1_000_000)
+    );
+    for s in sleepers {
+        s.join().unwrap();
+    }
+    // The crashed member serves again, with a fresh helper, once it is used.
+    let members = pool.stats().members;
+    let mut fresh = BTreeSet::new();
+    for _ in 0..50 {
+        let out = pool.call("ffb_counter_new", &[Value::I64(5)]).unwrap();
+        let h = handle_of(&out.ret);
+        assert_ne!(h.generation(), doomed.generation());
+        assert_eq!(
+            pool.call(next, &[Value::Handle(h)]).unwrap().ret,
+            Value::I64(5)
+        );
+        fresh.insert(h.generation());
+    }
+    assert!(pool.call(next, &[Value::Handle(doomed)]).unwrap_err().kind == ErrorKind::StaleHandle);
+    let stats = pool.stats();
+    assert_eq!(stats.members, members, "{stats:?}");
+    assert!(stats.respawns <= 1, "{stats:?}");
+    assert!(!fresh.is_empty());
+}
+
+#[test]
+fn handles_from_elsewhere_and_null_handles() {
+    let pool = pool(1, 2, None);
+    let mut bridge = builder().load().unwrap();
+    let foreign = handle_of(
+        &bridge
+            .call_by_name("ffb_counter_new", &[Value::I64(1)])
+            .unwrap()
+            .ret,
+    );
+    let e = pool
+        .call("ffb_counter_next", &[Value::Handle(foreign)])
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::StaleHandle, "{e}");
+    let forged: ffb_loader::Handle = "handle:0:0".parse().unwrap();
+    let e = pool
+        .call("ffb_counter_next", &[Value::Handle(forged)])
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::StaleHandle, "{e}");
+    // A NULL handle is no handle: any member takes the call.
+    assert_eq!(
+        pool.call("ffb_counter_next", &[Value::Null]).unwrap().ret,
+        Value::I64(i64::MIN)
+    );
+    // The foreign bridge's handle still works where it belongs.
+    assert_eq!(
+        bridge
+            .call_by_name("ffb_counter_next", &[Value::Handle(foreign)])
+            .unwrap()
+            .ret,
+        Value::I64(1)
+    );
+}
+
+#[test]
+fn idle_members_are_reaped_down_to_the_minimum() {
+    for min in [0, 1] {
+        let pool = pool(min, 4, Some(Duration::from_millis(200)));
+        // Four overlapping sleeps need four members.
+        let start = Arc::new(Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (pool, start) = (pool.clone(), start.clone());
+                thread::spawn(move || {
+                    start.wait();
+                    pool.call("ffb_sleep_ms", &[Value::I64(300)]).unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let counter = handle_of(&pool.call("ffb_counter_new", &[Value::I64(0)]).unwrap().ret);
+        let grown = pool.stats();
+        assert_eq!(grown.members, 4, "min {min}: {grown:?}");
+        assert!(
+            eventually(Duration::from_secs(3), || pool.stats().members == min),
+            "min {min}: {:?}",
+            pool.stats()
+        );
+        // Nothing goes below the minimum.
+        thread::sleep(Duration::from_millis(500));
+        let stats = pool.stats();
+        assert_eq!(stats.members, min, "{stats:?}");
+        assert_eq!(stats.reaped, 4 - min as u64, "{stats:?}");
+        // The counter's member went with the others (the most recently used
+        // member is the one kept when min is 1, and that is the counter's).
+        let result = pool.call("ffb_counter_next", &[Value::Handle(counter)]);
+        if min == 0 {
+            assert_eq!(result.unwrap_err().kind, ErrorKind::StaleHandle);
+        } else {
+            assert_eq!(result.unwrap().ret, Value::I64(0));
+        }
+        // The pool grows again on demand.
+        assert_eq!(
+            pool.call("ffb_add_i64", &[Value::I64(2), Value::I64(3)])
+                .unwrap()
+                .ret,
+            Value::I64(5)
+        );
+        assert_eq!(pool.stats().members, min.max(1));
+    }
+}
+
+#[test]
+fn eight_threads_never_get_more_than_max_helpers() {
+    const MAX: usize = 3;
+    let pool = pool(1, MAX, None);
+    let add = pool.function("ffb_add_i64").unwrap();
+    let sleep = pool.function("ffb_sleep_ms").unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let peak_waiting = Arc::new(AtomicUsize::new(0));
+    let monitor = {
+        let (pool, done, peak, peak_waiting) = (
+            pool.clone(),
+            done.clone(),
+            peak.clone(),
+            peak_waiting.clone(),
+        );
+        thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let s = pool.stats();
+                peak.fetch_max(s.members, Ordering::Relaxed);
+                peak_waiting.fetch_max(s.waiting, Ordering::Relaxed);
+                thread::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+    let threads: Vec<_> = (0..8i64)
+        .map(|t| {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                for i in 0..150i64 {
+                    if i % 10 == 0 {
+                        let out = pool.call(sleep, &[Value::I64(2)]).unwrap();
+                        assert_eq!(out.ret, Value::I64(2));
+                    } else {
+                        let out = pool.call(add, &[Value::I64(t), Value::I64(i)]).unwrap();
+                        assert_eq!(out.ret, Value::I64(t + i));
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a caller panicked");
+    }
+    done.store(true, Ordering::Relaxed);
+    monitor.join().unwrap();
+    let stats = pool.stats();
+    assert!(peak.load(Ordering::Relaxed) <= MAX, "{stats:?}");
+    assert!(
+        stats.members <= MAX && stats.spawns <= MAX as u64,
+        "{stats:?}"
+    );
+    assert_eq!(stats.calls, 8 * 150, "{stats:?}");
+    assert_eq!(stats.waiting, 0, "{stats:?}");
+    eprintln!(
+        "peak members {}, peak waiting callers {}",
+        peak.load(Ordering::Relaxed),
+        peak_waiting.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn names_ids_and_bad_configurations() {
+    let pool = pool(2, 2, None);
+    assert_eq!(pool.stats().members, 2);
+    assert_eq!(pool.function("no_such_function"), None);
+    let e = pool.call("no_such_function", &[]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadSignature, "{e}");
+    let e = pool.call("ffb_add_i64", &[Value::I64(1)]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadArgument, "{e}");
+    let name = String::from("ffb_add_i64");
+    assert_eq!(
+        pool.call(&name, &[Value::I64(1), Value::I64(2)])
+            .unwrap()
+            .ret,
+        Value::I64(3)
+    );
+    let mut out = pool.call("ffb_calls", &[]).unwrap();
+    pool.call_into("ffb_add_i64", &[Value::I64(4), Value::I64(5)], &mut out)
+        .unwrap();
+    assert_eq!(out.ret, Value::I64(9));
+    assert_eq!(
+        out.effects.to_string(),
+        "io + nondet + mutates(all) + throws(any)"
+    );
+
+    for (min, max) in [(0, 0), (3, 2)] {
+        let e = Pool::new(
+            builder(),
+            PoolConfig {
+                min_helpers: min,
+                max_helpers: max,
+                idle_timeout: None,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadArgument, "{e}");
+    }
+    let e = Pool::new(
+        builder().bridge_mode(BridgeMode::Disabled),
+        PoolConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BridgeDisabled, "{e}");
+    let e = Pool::new(
+        builder().declare("no_such_symbol() -> void"),
+        PoolConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::SymbolNotFound, "{e}");
+    let defaults = PoolConfig::default();
+    assert_eq!(defaults.min_helpers, 1);
+    assert!(defaults.max_helpers >= 1);
+    assert_eq!(defaults.idle_timeout, Some(Duration::from_secs(30)));
+}
+
+#[test]
+fn each_member_keeps_its_own_library_state() {
+    // Two members, each with its own copy of the library's globals: the
+    // per-member call counts add up to the calls made, and every member's
+    // sequence is 1, 2, 3, ... with no gaps or repeats.
+    let pool = pool(2, 2, None);
+    let calls = pool.function("ffb_calls").unwrap();
+    let start = Arc::new(Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (pool, start) = (pool.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                (0..500)
+                    .map(|_| i64_of(&pool.call(calls, &[]).unwrap().ret))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+    for t in threads {
+        for v in t.join().unwrap() {
+            *counts.entry(v).or_default() += 1;
+        }
+    }
+    // Value v was returned once per member that made at least v calls.
+    let total: usize = counts.values().sum();
+    assert_eq!(total, 2_000);
+    let mut last = usize::MAX;
+    for (v, n) in &counts {
+        assert!(
+            *n <= 2 && *n <= last,
+            "value {v} seen {n} times: {counts:?}"
+        );
+        last = *n;
+    }
+    assert_eq!(counts.keys().next(), Some(&1));
+    assert_eq!(*counts.keys().last().unwrap() as usize, counts.len());
+}
+
+#[test]
+fn dropping_the_pool_stops_its_reaper() {
+    // Counted in a process of its own: other tests' pools have reapers too.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "reaper_thread_child",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env("FFB_POOL_REAPER_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "run by dropping_the_pool_stops_its_reaper, in a process of its own"]
+fn reaper_thread_child() {
+    if std::env::var_os("FFB_POOL_REAPER_CHILD").is_none() {
+        return;
+    }
+    let reapers = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.trim_end() == "ffb-pool-reaper")
+            .count()
+    };
+    assert_eq!(reapers(), 0);
+    let a = pool(0, 2, Some(Duration::from_millis(20)));
+    let b = a.clone();
+    // A new thread names itself once it runs.
+    assert!(eventually(Duration::from_secs(5), || reapers() == 1));
+    // No reaper when nothing can be reaped.
+    let c = pool(1, 1, Some(Duration::from_millis(20)));
+    let d = pool(0, 2, None);
+    assert_eq!(reapers(), 1);
+    a.call("ffb_calls", &[]).unwrap();
+    drop(a);
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(reapers(), 1, "a clone still holds the pool");
+    assert_eq!(b.stats().members, 0, "{:?}", b.stats());
+    drop(b);
+    // Dropping the last clone joins the reaper.
+    assert_eq!(reapers(), 0);
+    drop((c, d));
+}
