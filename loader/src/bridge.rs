@@ -489,7 +489,9 @@ impl Bridge {
     /// Records a failure that ended the helper (or hit a limit) in the audit
     /// log, then forgets the helper if it is gone. Returns the error.
     fn failed(&mut self, error: Error, function: Option<FunctionId>) -> Error {
-        let ends = error.kind.ends_helper();
+        // A resource limit may have killed the helper (SIGXCPU) or not (a
+        // string over its bound): what counts is whether it is still there.
+        let ends = error.kind.ends_helper() || self.helper.as_ref().is_none_or(Helper::is_gone);
         if ends || error.kind == ErrorKind::ResourceLimit {
             let name = function.map(|f| self.functions[f.0].sig.name.clone());
             let (pid, syscall) = self

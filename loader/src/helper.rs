@@ -188,6 +188,11 @@ impl Helper {
         &self.arena
     }
 
+    /// Whether the helper is known to have ended.
+    pub fn is_gone(&self) -> bool {
+        self.ended.is_some()
+    }
+
     /// The syscall (and its arguments, as the kernel reported them) that got
     /// this helper killed, if that is how it ended.
     pub fn violation(&self) -> Option<(i64, [u64; 6])> {
@@ -318,6 +323,9 @@ impl Helper {
         let ctl = self.arena.control();
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
+        // An answer the helper wrote early (to a request the extension forged
+        // in the arena) must not pass for the answer to this one.
+        ctl.helper.resp_seq.store(seq.wrapping_sub(1), Relaxed);
         ctl.host.op.store(op as u32, Relaxed);
         ctl.host.func.store(func, Relaxed);
         ctl.host.nargs.store(nargs, Relaxed);
@@ -331,6 +339,17 @@ impl Helper {
             return Err(e);
         }
         let ctl = self.arena.control();
+        // The request must still be the one the host wrote: a changed request
+        // means the extension rewrote it, and the answer may be to its forgery.
+        let request_intact = ctl.host.req_seq.load(Relaxed) == seq
+            && ctl.host.op.load(Relaxed) == op as u32
+            && ctl.host.func.load(Relaxed) == func
+            && ctl.host.nargs.load(Relaxed) == nargs;
+        if !request_intact {
+            return Err(
+                self.protocol("the request in the arena was rewritten during the call".into())
+            );
+        }
         // Each field is read exactly once; the values are checked by the caller.
         let status_raw = ctl.helper.status.load(Acquire);
         let ret = ctl.helper.ret.load(Relaxed);

@@ -25,7 +25,11 @@
 //!   helper on its next call, and the old helper's handles are stale.
 //! * **Idle reaping.** Members beyond [`PoolConfig::min_helpers`] that have been
 //!   idle for [`PoolConfig::idle_timeout`] are dropped (their helpers killed)
-//!   by a small background thread, which stops when the pool is dropped.
+//!   by a small background thread, which stops when the pool is dropped. A
+//!   member whose current helper has issued a handle is never reaped: the pool
+//!   cannot know whether the handle is still held, and reaping would turn it
+//!   stale behind its owner's back. (Its helper still ends as any helper can:
+//!   by a failure, or with the pool.)
 //!
 //! Calls on one member are strictly ordered, as on a bridge; calls on
 //! different members are not ordered with each other, and members do not share
@@ -114,6 +118,8 @@ pub struct PoolStats {
     pub respawns: u64,
     /// Members dropped for being idle.
     pub reaped: u64,
+    /// Members kept from reaping because their helper issued a handle.
+    pub pinned: usize,
 }
 
 /// The function a pooled call runs: a [`FunctionId`] (from [`Pool::function`])
@@ -198,15 +204,18 @@ struct Member {
     generation: u64,
     /// `Some` while nobody holds the member: idle (listed in `State::idle`),
     /// or kept for a handle's caller (`affinity_waiters > 0`).
-    bridge: Option<Bridge>,
+    bridge: Option<Box<Bridge>>,
     idle_since: Instant,
+    /// The generation in which this member issued a handle, if any: while it
+    /// is still the member's generation, the member is not reaped.
+    pinned: u64,
     /// Callers waiting for this member because their handles live in it.
     affinity_waiters: usize,
     wake: Arc<Condvar>,
 }
 
 enum Handoff {
-    Member(u64, Bridge),
+    Member(u64, Box<Bridge>),
     Retry,
 }
 
@@ -214,7 +223,9 @@ enum Handoff {
 struct Lease<'p> {
     shared: &'p Shared,
     id: u64,
-    bridge: Option<Bridge>,
+    bridge: Option<Box<Bridge>>,
+    /// Whether a call on this lease returned a handle.
+    issued_handle: bool,
 }
 
 impl Pool {
@@ -234,16 +245,17 @@ impl Pool {
             ));
         }
         let (handoff_tx, handoff_rx) = crossbeam_channel::unbounded();
+        let bridges = load_many(&builder, config.min_helpers.max(1))?;
         let now = Instant::now();
         let mut members = Vec::new();
         let mut idle = Vec::new();
-        for id in 0..config.min_helpers.max(1) as u64 {
-            let bridge = builder.clone().load()?;
+        for (id, bridge) in (0..).zip(bridges) {
             members.push(Member {
                 id,
                 generation: bridge.generation(),
-                bridge: Some(bridge),
+                bridge: Some(Box::new(bridge)),
                 idle_since: now,
+                pinned: 0,
                 affinity_waiters: 0,
                 wake: Arc::new(Condvar::new()),
             });
@@ -341,13 +353,14 @@ impl Pool {
                 Error::new(ErrorKind::BadSignature, format!("'{name}' is not declared"))
             })?,
         };
-        let before = bridge.generation();
+        let respawns = bridge.respawns();
         let result = bridge.call_into(f, args, out);
-        let after = bridge.generation();
+        let respawned = bridge.respawns() - respawns;
         shared.calls.fetch_add(1, Relaxed);
-        if before == 0 && after != 0 {
-            // The member's last helper had ended; this call started a new one.
-            shared.respawns.fetch_add(1, Relaxed);
+        shared.respawns.fetch_add(respawned, Relaxed);
+        if result.is_ok() {
+            let is_handle = |v: &Value| matches!(v, Value::Handle(_));
+            lease.issued_handle = is_handle(&out.ret) || out.out.iter().flatten().any(is_handle);
         }
         drop(lease);
         result
@@ -365,6 +378,7 @@ impl Pool {
             spawns: shared.spawns.load(Relaxed),
             respawns: shared.respawns.load(Relaxed),
             reaped: shared.reaped.load(Relaxed),
+            pinned: st.members.iter().filter(|m| m.is_pinned()).count(),
         }
     }
 }
@@ -391,6 +405,29 @@ impl Drop for Inner {
             }
         }
     }
+}
+
+/// Loads `n` bridges, in parallel when there are several.
+fn load_many(builder: &BridgeBuilder, n: usize) -> Result<Vec<Bridge>> {
+    if n == 1 {
+        return Ok(vec![builder.clone().load()?]);
+    }
+    std::thread::scope(|s| {
+        let loads: Vec<_> = (0..n).map(|_| s.spawn(|| builder.clone().load())).collect();
+        // Collect every result first, so no load is left running on an error.
+        let results: Vec<Result<Bridge>> = loads
+            .into_iter()
+            .map(|l| {
+                l.join().unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::LoadFailed,
+                        "starting a pool member panicked",
+                    ))
+                })
+            })
+            .collect();
+        results.into_iter().collect()
+    })
 }
 
 fn start_reaper(shared: Weak<Shared>, timeout: Duration) -> Result<Reaper> {
@@ -426,11 +463,12 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lease(&self, id: u64, bridge: Bridge) -> Lease<'_> {
+    fn lease(&self, id: u64, bridge: Box<Bridge>) -> Lease<'_> {
         Lease {
             shared: self,
             id,
             bridge: Some(bridge),
+            issued_handle: false,
         }
     }
 
@@ -449,7 +487,7 @@ impl Shared {
             if st.members.len() + st.spawning < self.max {
                 st.spawning += 1;
                 drop(st);
-                let loaded = self.builder.clone().load();
+                let loaded = self.builder.clone().load().map(Box::new);
                 st = self.lock();
                 st.spawning -= 1;
                 return match loaded {
@@ -462,6 +500,7 @@ impl Shared {
                             generation: bridge.generation(),
                             bridge: None,
                             idle_since: Instant::now(),
+                            pinned: 0,
                             affinity_waiters: 0,
                             wake: Arc::new(Condvar::new()),
                         });
@@ -525,7 +564,7 @@ impl Shared {
         drop(st);
         let lease = self.lease(id, bridge);
         // The member may have lost that helper while this caller waited.
-        if lease.bridge.as_ref().map(Bridge::generation) != Some(h.generation()) {
+        if lease.bridge.as_ref().map(|b| b.generation()) != Some(h.generation()) {
             return Err(stale());
         }
         Ok(lease)
@@ -534,7 +573,7 @@ impl Shared {
     /// Takes a member back: for a caller waiting on one of its handles first,
     /// else for a caller waiting for any member, else into the idle list.
     /// Without a bridge (a call panicked) the member is dropped.
-    fn release(&self, id: u64, bridge: Option<Bridge>) {
+    fn release(&self, id: u64, bridge: Option<Box<Bridge>>, issued_handle: bool) {
         let mut st = self.lock();
         let Some(pos) = st.members.iter().position(|m| m.id == id) else {
             drop(st);
@@ -550,6 +589,9 @@ impl Shared {
         let waiting = st.waiting;
         let member = &mut st.members[pos];
         member.generation = bridge.generation();
+        if issued_handle {
+            member.pinned = member.generation;
+        }
         if member.affinity_waiters > 0 {
             member.bridge = Some(bridge);
             member.wake.notify_all();
@@ -571,30 +613,41 @@ impl Shared {
         }
     }
 
-    /// Drops the members beyond `min` that have been idle for `timeout`,
-    /// oldest first. Helpers are killed outside the lock.
+    /// Drops the members beyond `min` that have been idle for `timeout` and
+    /// hold no handles, oldest first. Helpers are killed outside the lock.
     fn reap(&self, timeout: Duration) {
         let mut doomed = Vec::new();
         {
             let mut st = self.lock();
-            while st.members.len() > self.min {
-                let Some(&oldest) = st.idle.first() else {
-                    break;
-                };
+            let mut i = 0;
+            while st.members.len() > self.min && i < st.idle.len() {
+                let id = st.idle[i];
                 let pos = st
                     .members
                     .iter()
-                    .position(|m| m.id == oldest)
+                    .position(|m| m.id == id)
                     .expect("idle members are members");
-                if st.members[pos].idle_since.elapsed() < timeout {
+                let member = &st.members[pos];
+                if member.idle_since.elapsed() < timeout {
+                    // The rest of the list has been idle for less.
                     break;
                 }
-                st.idle.remove(0);
+                if member.is_pinned() {
+                    i += 1;
+                    continue;
+                }
+                st.idle.remove(i);
                 doomed.push(st.members.remove(pos));
             }
         }
         self.reaped.fetch_add(doomed.len() as u64, Relaxed);
         drop(doomed);
+    }
+}
+
+impl Member {
+    fn is_pinned(&self) -> bool {
+        self.pinned != 0 && self.pinned == self.generation
     }
 }
 
@@ -617,10 +670,10 @@ impl Drop for Lease<'_> {
         let bridge = self.bridge.take();
         if std::thread::panicking() {
             // The member may be mid-call; do not hand it to anyone else.
-            self.shared.release(self.id, None);
+            self.shared.release(self.id, None, false);
             drop(bridge);
         } else {
-            self.shared.release(self.id, bridge);
+            self.shared.release(self.id, bridge, self.issued_handle);
         }
     }
 }

@@ -373,6 +373,11 @@ pub fn arg_from_json(ty: ArgType, v: &Json, position: usize) -> Result<Value> {
 /// so callers can pass e.g. `Value::I64` to an `i32`). Allocates only on error.
 pub(crate) fn scalar_word(s: ScalarType, v: &Value, position: usize) -> Result<u64> {
     let mismatch = || bad(position, format!("{s} cannot take {v:?}"));
+    // An f32 keeps its exact bits (a round trip through f64 would quiet a
+    // signalling NaN).
+    if let (ScalarType::F32, Value::F32(f)) = (s, v) {
+        return Ok(u64::from(f.to_bits()));
+    }
     let value = if s.is_float() {
         let f = v.as_f64().ok_or_else(mismatch)?;
         if s == ScalarType::F32 {

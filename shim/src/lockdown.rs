@@ -31,10 +31,23 @@ pub fn take_process(parent: i32, received: [i32; 4]) -> Result<(), LockdownError
         if libc::getppid() != parent {
             libc::_exit(111);
         }
-        // The fork server blocks SIGCHLD for its signalfd; a library may rely on it.
+        // The fork server blocks SIGCHLD for its signalfd, and the Rust runtime
+        // catches SIGSEGV/SIGBUS and ignores SIGPIPE: the library gets a
+        // process with every signal at its default, as a C program would.
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let disable = libc::stack_t {
+            ss_sp: std::ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: 0,
+        };
+        libc::sigaltstack(&disable, std::ptr::null_mut());
 
         // Move the received fds out of the way first, so no dup2 clobbers another.
         let mut high = [0i32; 4];

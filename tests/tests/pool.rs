@@ -307,25 +307,29 @@ fn handles_from_elsewhere_and_null_handles() {
     );
 }
 
+/// Runs `n` overlapping sleeps on the pool, so it needs `n` members.
+fn overlapping_sleeps(pool: &Pool, n: usize, ms: i64) {
+    let start = Arc::new(Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (pool, start) = (pool.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                let out = pool.call("ffb_sleep_ms", &[Value::I64(ms)]).unwrap();
+                assert_eq!(out.ret, Value::I64(ms));
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a sleeper panicked");
+    }
+}
+
 #[test]
 fn idle_members_are_reaped_down_to_the_minimum() {
     for min in [0, 1] {
         let pool = pool(min, 4, Some(Duration::from_millis(200)));
-        // Four overlapping sleeps need four members.
-        let start = Arc::new(Barrier::new(4));
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                let (pool, start) = (pool.clone(), start.clone());
-                thread::spawn(move || {
-                    start.wait();
-                    pool.call("ffb_sleep_ms", &[Value::I64(300)]).unwrap();
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let counter = handle_of(&pool.call("ffb_counter_new", &[Value::I64(0)]).unwrap().ret);
+        overlapping_sleeps(&pool, 4, 300);
         let grown = pool.stats();
         assert_eq!(grown.members, 4, "min {min}: {grown:?}");
         assert!(
@@ -338,14 +342,7 @@ fn idle_members_are_reaped_down_to_the_minimum() {
         let stats = pool.stats();
         assert_eq!(stats.members, min, "{stats:?}");
         assert_eq!(stats.reaped, 4 - min as u64, "{stats:?}");
-        // The counter's member went with the others (the most recently used
-        // member is the one kept when min is 1, and that is the counter's).
-        let result = pool.call("ffb_counter_next", &[Value::Handle(counter)]);
-        if min == 0 {
-            assert_eq!(result.unwrap_err().kind, ErrorKind::StaleHandle);
-        } else {
-            assert_eq!(result.unwrap().ret, Value::I64(0));
-        }
+        assert_eq!(stats.idle, min, "{stats:?}");
         // The pool grows again on demand.
         assert_eq!(
             pool.call("ffb_add_i64", &[Value::I64(2), Value::I64(3)])
@@ -355,6 +352,50 @@ fn idle_members_are_reaped_down_to_the_minimum() {
         );
         assert_eq!(pool.stats().members, min.max(1));
     }
+}
+
+#[test]
+fn members_holding_handles_are_not_reaped() {
+    let pool = pool(0, 3, Some(Duration::from_millis(100)));
+    let counter = handle_of(&pool.call("ffb_counter_new", &[Value::I64(7)]).unwrap().ret);
+    overlapping_sleeps(&pool, 3, 200);
+    assert_eq!(pool.stats().members, 3);
+    assert!(
+        eventually(Duration::from_secs(3), || pool.stats().members == 1),
+        "{:?}",
+        pool.stats()
+    );
+    thread::sleep(Duration::from_millis(400));
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.members, stats.pinned, stats.reaped),
+        (1, 1, 2),
+        "{stats:?}"
+    );
+    assert_eq!(
+        pool.call("ffb_counter_next", &[Value::Handle(counter)])
+            .unwrap()
+            .ret,
+        Value::I64(7)
+    );
+    // Once its helper is gone, so is the pin: the member is reaped like any other.
+    let e = pool
+        .call(
+            "ffb_reverse_bytes",
+            &[Value::Handle(counter), Value::Usize(1 << 40)],
+        )
+        .unwrap_err();
+    assert!(e.kind.ends_helper(), "{e}");
+    assert_eq!(pool.stats().pinned, 0);
+    assert!(
+        eventually(Duration::from_secs(3), || pool.stats().members == 0),
+        "{:?}",
+        pool.stats()
+    );
+    let e = pool
+        .call("ffb_counter_next", &[Value::Handle(counter)])
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::StaleHandle, "{e}");
 }
 
 #[test]

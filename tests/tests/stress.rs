@@ -196,6 +196,8 @@ fn crashes_at_random_points_cost_exactly_the_crashed_call() {
             }
             rng.pause(300);
         }
+        // One more call, so a crash at the very end is followed by a respawn too.
+        counter.ok(&b.call(calls, &[]).unwrap().ret, 400);
         assert_eq!(b.respawns(), crashes, "{config}");
         eprintln!("{config}: {crashes} crashes in 400 calls");
     }
@@ -209,14 +211,20 @@ fn hostile_exits_and_faults_at_random_points() {
             hostile_lib(),
             spin,
             &[
-                "ffb_no_new_privs() -> i64",
+                "ffb_rlimit_cur(i32) -> i64",
                 "ffb_exit_now(i32) -> void",
                 "ffb_segv() -> void",
             ],
         )
         .load()
         .expect("loading the hostile corpus");
-        let probe = b.function("ffb_no_new_privs").unwrap();
+        let probe = b.function("ffb_rlimit_cur").unwrap();
+        // RLIMIT_NOFILE: the same limit in every helper.
+        let nofile = b
+            .call(probe, &[Value::I32(libc::RLIMIT_NOFILE as i32)])
+            .unwrap()
+            .ret;
+        assert!(matches!(nofile, Value::I64(n) if n > 0), "{nofile:?}");
         let mut ended = 0;
         let mut pids = std::collections::BTreeSet::new();
         for i in 0..300 {
@@ -235,13 +243,19 @@ fn hostile_exits_and_faults_at_random_points() {
                     ended += 1;
                 }
                 _ => {
-                    let out = b.call(probe, &[]).unwrap();
-                    assert_eq!(out.ret, Value::I64(1), "{config} call {i}");
+                    let out = b
+                        .call(probe, &[Value::I32(libc::RLIMIT_NOFILE as i32)])
+                        .unwrap();
+                    assert_eq!(out.ret, nofile, "{config} call {i}");
                     pids.insert(b.helper_pid().unwrap());
                 }
             }
             rng.pause(300);
         }
+        let out = b
+            .call(probe, &[Value::I32(libc::RLIMIT_NOFILE as i32)])
+            .unwrap();
+        assert_eq!(out.ret, nofile, "{config}");
         assert_eq!(b.respawns(), ended, "{config}");
         // Every helper that served a probe was a different process.
         assert!(pids.len() as u64 <= ended + 1, "{config}");
@@ -314,7 +328,8 @@ fn helpers_killed_while_the_host_waits() {
             );
             counter.helper_ended();
         }
-        assert_eq!(b.respawns(), 60, "{config}");
+        // Every round but the first started with a fresh helper.
+        assert_eq!(b.respawns(), 59, "{config}");
         eprintln!("{config}: 60 kills over {made} calls");
     }
     drop(orders);
@@ -461,6 +476,7 @@ fn parked_sides_and_signals_lose_nothing() {
             }
             rng.pause(2_000);
         }
+        counter.ok(&b.call(calls, &[]).unwrap().ret, 100);
         assert_eq!(b.respawns() - respawns, crashes, "{config}");
         stop.store(true, Ordering::Relaxed);
         let sent = storm.join().unwrap();
