@@ -4,8 +4,9 @@
 //! threads on one pool. No call may be lost, duplicated or answered twice.
 //!
 //! Randomised with a seed printed by each test; set `FFB_STRESS_SEED` to
-//! replay one. Nothing here asserts on timing: every outcome a race allows is
-//! accepted, and every outcome is checked exactly.
+//! replay one, and `FFB_STRESS_SCALE=N` to run N times as many iterations.
+//! Nothing here asserts on timing: every outcome a race allows is accepted,
+//! and every outcome is checked exactly.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,6 +16,14 @@ use std::time::{Duration, Instant};
 
 use ffb_loader::{Bridge, BridgeBuilder, BridgeMode, ErrorKind, Pool, PoolConfig, Value};
 use ffb_tests::{fixture_lib, hostile_lib, shim_bin};
+
+/// The iteration multiplier (`FFB_STRESS_SCALE`, default 1).
+fn scale() -> usize {
+    std::env::var("FFB_STRESS_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+}
 
 /// SplitMix64: small, fast, and reproducible from its seed.
 struct Rng(u64);
@@ -90,7 +99,7 @@ const FIXTURE: &[&str] = &[
     "ffb_calls() -> i64",
     "ffb_add_i64(i64, i64) -> i64",
     "ffb_record(i64) -> i64",
-    "ffb_recorded(out[16000], usize) -> i64",
+    "ffb_recorded(out[800000], usize) -> i64",
     "ffb_sleep_ms(i64) -> i64",
     "ffb_counter_new(i64) -> handle",
     "ffb_counter_next(handle) -> i64",
@@ -139,7 +148,7 @@ impl CallCounter {
 
 fn recorded(b: &mut Bridge) -> Vec<i64> {
     let out = b
-        .call_by_name("ffb_recorded", &[Value::Usize(16_000)])
+        .call_by_name("ffb_recorded", &[Value::Usize(800_000)])
         .unwrap();
     let Value::I64(count) = out.ret else {
         panic!("{:?}", out.ret)
@@ -180,7 +189,8 @@ fn crashes_at_random_points_cost_exactly_the_crashed_call() {
         let mut counter = CallCounter::new();
         let mut crashes = 0;
         let mut generation = b.generation();
-        for i in 0..400 {
+        let n = 400 * scale();
+        for i in 0..n {
             if rng.chance(20) {
                 crash(&mut b);
                 crashes += 1;
@@ -197,9 +207,9 @@ fn crashes_at_random_points_cost_exactly_the_crashed_call() {
             rng.pause(300);
         }
         // One more call, so a crash at the very end is followed by a respawn too.
-        counter.ok(&b.call(calls, &[]).unwrap().ret, 400);
+        counter.ok(&b.call(calls, &[]).unwrap().ret, n);
         assert_eq!(b.respawns(), crashes, "{config}");
-        eprintln!("{config}: {crashes} crashes in 400 calls");
+        eprintln!("{config}: {crashes} crashes in {n} calls");
     }
 }
 
@@ -227,7 +237,8 @@ fn hostile_exits_and_faults_at_random_points() {
         assert!(matches!(nofile, Value::I64(n) if n > 0), "{nofile:?}");
         let mut ended = 0;
         let mut pids = std::collections::BTreeSet::new();
-        for i in 0..300 {
+        let n = 300 * scale();
+        for i in 0..n {
             match rng.next() % 24 {
                 0 => {
                     let code = rng.range(0, 255) as i32;
@@ -259,7 +270,7 @@ fn hostile_exits_and_faults_at_random_points() {
         assert_eq!(b.respawns(), ended, "{config}");
         // Every helper that served a probe was a different process.
         assert!(pids.len() as u64 <= ended + 1, "{config}");
-        eprintln!("{config}: {ended} exits/faults in 300 calls");
+        eprintln!("{config}: {ended} exits/faults in {n} calls");
     }
 }
 
@@ -291,7 +302,8 @@ fn helpers_killed_while_the_host_waits() {
         let calls = b.function("ffb_calls").unwrap();
         let mut counter = CallCounter::new();
         let mut made = 0;
-        for round in 0..60 {
+        let rounds = 60 * scale();
+        for round in 0..rounds {
             // A live helper to aim at.
             let out = b.call(calls, &[]).unwrap();
             counter.ok(&out.ret, made);
@@ -329,8 +341,8 @@ fn helpers_killed_while_the_host_waits() {
             counter.helper_ended();
         }
         // Every round but the first started with a fresh helper.
-        assert_eq!(b.respawns(), 59, "{config}");
-        eprintln!("{config}: 60 kills over {made} calls");
+        assert_eq!(b.respawns(), rounds as u64 - 1, "{config}");
+        eprintln!("{config}: {rounds} kills over {made} calls");
     }
     drop(orders);
     killer.join().unwrap();
@@ -351,7 +363,7 @@ fn timeouts_at_the_boundary_never_leak_a_stale_answer() {
             let calls = b.function("ffb_calls").unwrap();
             let mut counter = CallCounter::new();
             let (mut ok, mut timed_out) = (0, 0);
-            for i in 0..50 {
+            for i in 0..50 * scale() {
                 let k = rng.range(*sleeps.start(), *sleeps.end()) as i64;
                 let before = b.generation();
                 match b.call(sleep, &[Value::I64(k)]) {
@@ -450,7 +462,7 @@ fn parked_sides_and_signals_lose_nothing() {
 
         // Calls separated by pauses longer than the spin windows.
         let record = b.function("ffb_record").unwrap();
-        let values: Vec<i64> = (0..200).map(|_| rng.next() as i64).collect();
+        let values: Vec<i64> = (0..200 * scale()).map(|_| rng.next() as i64).collect();
         for (i, v) in values.iter().enumerate() {
             let out = b.call(record, &[Value::I64(*v)]).unwrap();
             assert_eq!(out.ret, Value::I64(i as i64 + 1), "{config} call {i}");
@@ -464,7 +476,8 @@ fn parked_sides_and_signals_lose_nothing() {
         let mut counter = CallCounter::new();
         let respawns = b.respawns();
         let mut crashes = 0;
-        for i in 0..100 {
+        let n = 100 * scale();
+        for i in 0..n {
             *helper.lock().unwrap() = b.helper_pid();
             if rng.chance(8) {
                 crash(&mut b);
@@ -476,7 +489,7 @@ fn parked_sides_and_signals_lose_nothing() {
             }
             rng.pause(2_000);
         }
-        counter.ok(&b.call(calls, &[]).unwrap().ret, 100);
+        counter.ok(&b.call(calls, &[]).unwrap().ret, n);
         assert_eq!(b.respawns() - respawns, crashes, "{config}");
         stop.store(true, Ordering::Relaxed);
         let sent = storm.join().unwrap();
@@ -491,7 +504,7 @@ fn parked_sides_and_signals_lose_nothing() {
 #[test]
 fn eight_threads_on_one_pool_get_every_answer_once() {
     const THREADS: u64 = 8;
-    const PER_THREAD: u64 = 1_000;
+    let per_thread = 1_000 * scale() as u64;
     let mut rng = Rng::new("eight_threads_on_one_pool");
     for (config, spin) in spin_configs() {
         let pool = Pool::new(
@@ -522,7 +535,7 @@ fn eight_threads_on_one_pool_get_every_answer_once() {
                         panic!("{:?}", out.ret)
                     };
                     let mut ticks = 0;
-                    for i in 1..PER_THREAD {
+                    for i in 1..per_thread {
                         if i % 4 == 0 {
                             let out = pool.call(next, &[Value::Handle(counter)]).unwrap();
                             assert_eq!(out.ret, Value::I64(base + ticks), "thread {t} call {i}");
@@ -544,9 +557,9 @@ fn eight_threads_on_one_pool_get_every_answer_once() {
         for t in threads {
             t.join().expect("a caller panicked");
         }
-        assert_eq!(successes.load(Ordering::Relaxed), THREADS * PER_THREAD);
+        assert_eq!(successes.load(Ordering::Relaxed), THREADS * per_thread);
         let stats = pool.stats();
-        assert_eq!(stats.calls, THREADS * PER_THREAD, "{config}: {stats:?}");
+        assert_eq!(stats.calls, THREADS * per_thread, "{config}: {stats:?}");
         assert!(stats.members <= 3, "{config}: {stats:?}");
         assert_eq!(stats.respawns, 0, "{config}: {stats:?}");
         eprintln!("{config}: {stats:?}");
@@ -563,7 +576,7 @@ fn order_survives_parking() {
     for (config, spin) in spin_configs() {
         let mut b = fixture(spin);
         let record = b.function("ffb_record").unwrap();
-        let values: Vec<i64> = (0..2_000).collect();
+        let values: Vec<i64> = (0..2_000 * scale() as i64).collect();
         for (i, v) in values.iter().enumerate() {
             let out = b.call(record, &[Value::I64(*v)]).unwrap();
             assert_eq!(out.ret, Value::I64(i as i64 + 1), "{config} call {i}");

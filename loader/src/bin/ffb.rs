@@ -1,15 +1,20 @@
 //! `ffb`: call functions of legacy native libraries through a sandboxed helper.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use ffb_loader::{
     arg_from_json, arg_from_text, check_arity, Bridge, BridgeMode, CallOutput, Error, ErrorKind,
-    SandboxPolicy, Signature, Value,
+    Learned, SandboxPolicy, Signature, Value,
 };
+use ffb_policy::explain::{explain_json, explain_text};
+use ffb_policy::file::{load_policy, parse_toml_policy, PolicyFileError};
+use ffb_policy::lint::lint;
+use ffb_policy::sandbox::{Action, FLOOR, PRESETS, SUPERVISED_SIGNALS};
 use serde_json::{json, Map, Value as Json};
 
 /// Exit status for a call that failed with one of ffb's error kinds.
@@ -59,6 +64,77 @@ Arguments are JSON numbers, strings (cstr, bytes), {\"hex\": \"...\"}, handle to
 A malformed line gets an error object and the session goes on."
     )]
     Session(SessionArgs),
+    /// Check, explain, lint or learn sandbox policies.
+    #[command(
+        subcommand,
+        long_about = "Work with sandbox policies: a preset (pure, fs-read, db-client) or a policy \
+file (TOML, a Docker/OCI seccomp profile, or a seccompiler JSON filter, told apart by content). \
+See docs/policy.md.\n\n\
+An invalid policy is one line on stderr, FILE:LINE:COL: what is wrong, and exit status 2. \
+Warnings about imported profiles are lines starting with 'ffb: warning:' on stderr."
+    )]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Check a policy: exit 0 if it is valid, else 2 with FILE:LINE:COL: what is wrong.
+    Check(PolicyFileArg),
+    /// Print the effective policy after presets, merges and the floor.
+    Explain(ExplainArgs),
+    /// Warn about risky grants in a valid policy, with the reason for each (exit 0).
+    Lint(PolicyFileArg),
+    /// Run a script of calls in learn mode and print the smallest policy (TOML) that lets it pass.
+    #[command(
+        long_about = "Run a script of calls on the library in learn mode and print, on \
+stdout, the smallest TOML policy that lets the same script pass: `extends` the preset, the \
+syscalls the preset does not allow, the paths opened and the TCP ports connected or bound.\n\n\
+The script holds one request per line, as for `ffb session`: {\"id\": ANY, \"sig\": \"name(types) -> \
+ret\", \"args\": [...]}. Each line's result is reported on stderr. Learn mode lets every syscall \
+through except the floor and signals to other processes, and applies no Landlock rules, so run \
+only a trusted script on a library you trust for the run, and review the policy before use.\n\n\
+Exit status: 0 with the policy on stdout; 1 when a line fails (a crash, a timeout, a floor \
+syscall, ...), naming the line; 2 for bad usage or bad input (nothing is spawned)."
+    )]
+    Learn(LearnArgs),
+}
+
+#[derive(Args)]
+struct PolicyFileArg {
+    /// A policy file (TOML, Docker/OCI or seccompiler JSON) or a preset name.
+    #[arg(value_name = "FILE_OR_PRESET")]
+    policy: String,
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    file: PolicyFileArg,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct LearnArgs {
+    /// Allow loading native code (or set FFB_BRIDGE_MODE=1).
+    #[arg(long)]
+    bridge_mode: bool,
+    /// The library: a path, or a soname such as libz.so.1.
+    #[arg(long, value_name = "PATH_OR_SONAME")]
+    lib: String,
+    /// The calls to make: JSON lines, as for `ffb session`.
+    #[arg(long, value_name = "CALLS.jsonl")]
+    script: PathBuf,
+    /// The preset the learned policy extends: pure, fs-read or db-client.
+    #[arg(long, value_name = "PRESET", default_value = "pure")]
+    extends: String,
+    /// Per-call timeout in milliseconds [default: 30000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_ms: Option<u64>,
+    /// Append the extension's stdout and stderr to this file (default: /dev/null).
+    #[arg(long, value_name = "FILE")]
+    extension_output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -69,9 +145,14 @@ struct LoadArgs {
     /// The library: a path, or a soname such as libz.so.1.
     #[arg(long, value_name = "PATH_OR_SONAME")]
     lib: String,
-    /// Sandbox policy: a preset name (pure).
+    /// Sandbox policy: a preset (pure, fs-read, db-client) or a policy file (TOML,
+    /// Docker/OCI or seccompiler JSON).
     #[arg(long, value_name = "FILE_OR_PRESET", default_value = "pure")]
     policy: String,
+    /// Append one JSON line per violation, crash, timeout, resource-limit hit and
+    /// respawn to this file.
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
     /// Per-call timeout in milliseconds [default: 30000].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: Option<u64>,
@@ -112,6 +193,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Call(args) => run_call(args),
         Command::Session(args) => run_session(args),
+        Command::Policy(command) => run_policy(command),
     };
     ffb_loader::shutdown_fork_servers();
     code
@@ -125,7 +207,11 @@ fn usage_error(e: clap::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let message = if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
-        "a command is required: call or session".to_string()
+        if std::env::args_os().nth(1).is_some_and(|a| a == "policy") {
+            "a policy command is required: check, explain, lint or learn".to_string()
+        } else {
+            "a command is required: call, session or policy".to_string()
+        }
     } else {
         one_line(&e.render().to_string())
     };
@@ -163,20 +249,77 @@ fn bridge_mode(flag: bool) -> BridgeMode {
     }
 }
 
-fn policy(spec: &str) -> Result<SandboxPolicy, Error> {
-    SandboxPolicy::preset(spec)
-        .map_err(|e| Error::new(ErrorKind::LoadFailed, format!("--policy {spec}: {e}")))
+/// Loads a policy (a preset or a file) and checks that it compiles. The error
+/// is one line: `FILE:LINE:COL: what is wrong`.
+fn load_checked(spec: &str) -> Result<SandboxPolicy, PolicyFileError> {
+    let policy = load_policy(spec)?;
+    if let Err(e) = policy.compile() {
+        return Err(PolicyFileError {
+            path: spec.to_string(),
+            line: 0,
+            column: 0,
+            message: format!("the policy does not compile: {e}"),
+        });
+    }
+    Ok(policy)
 }
 
-fn builder(load: &LoadArgs) -> Result<ffb_loader::BridgeBuilder, Error> {
+/// Prints a policy's warnings (from an imported profile), one line each.
+fn print_warnings(policy: &SandboxPolicy) {
+    for warning in &policy.warnings {
+        eprintln!("ffb: warning: {}: {warning}", policy.name);
+    }
+}
+
+/// Reports an invalid policy: `FILE:LINE:COL: what is wrong` on stderr, or a
+/// `load_failed` object with that message on stdout; exit status 2.
+fn report_policy(error: &PolicyFileError, json_output: bool) -> ExitCode {
+    if json_output {
+        let e = Error::new(ErrorKind::LoadFailed, error.to_string());
+        println!("{}", json!({"ok": false, "error": e.to_json()}));
+    } else {
+        eprintln!("{error}");
+    }
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Opens (creating) the audit log once, so a path that cannot be written is
+/// bad input, reported before anything is spawned.
+fn check_audit_log(path: &Path) -> Result<(), Error> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::LoadFailed,
+                format!(
+                    "--audit-log {}: cannot open it for appending: {e}",
+                    path.display()
+                ),
+            )
+        })
+}
+
+/// The builder for `--lib`, `--policy` and the other load options. Every
+/// option is checked here, before anything is spawned; a failure has already
+/// been reported and its exit code is returned.
+fn builder(load: &LoadArgs, json_output: bool) -> Result<ffb_loader::BridgeBuilder, ExitCode> {
+    let policy = load_checked(&load.policy).map_err(|e| report_policy(&e, json_output))?;
+    print_warnings(&policy);
     let mut b = Bridge::builder(load.lib.clone())
         .bridge_mode(bridge_mode(load.bridge_mode))
-        .policy(policy(&load.policy)?);
+        .policy(policy);
     if let Some(ms) = load.timeout_ms {
         b = b.timeout(Duration::from_millis(ms));
     }
     if let Some(path) = &load.extension_output {
         b = b.extension_output(path.clone());
+    }
+    if let Some(path) = &load.audit_log {
+        check_audit_log(path).map_err(|e| report(&e, json_output, true))?;
+        b = b.audit_log(path.clone());
     }
     Ok(b)
 }
@@ -208,9 +351,9 @@ fn run_call(args: CallArgs) -> ExitCode {
         Ok(v) => v,
         Err(e) => return report(&e, json_output, true),
     };
-    let builder = match builder(&args.load) {
+    let builder = match builder(&args.load, json_output) {
         Ok(b) => b,
-        Err(e) => return report(&e, json_output, true),
+        Err(code) => return code,
     };
     let started = Instant::now();
     let mut bridge = match builder.declare(sig.to_string()).load() {
@@ -329,9 +472,9 @@ fn run_session(args: SessionArgs) -> ExitCode {
     if bridge_mode(args.load.bridge_mode) != BridgeMode::Enabled {
         return report(&bridge_disabled(), true, true);
     }
-    let builder = match builder(&args.load) {
+    let builder = match builder(&args.load, true) {
         Ok(b) => b,
-        Err(e) => return report(&e, true, true),
+        Err(code) => return code,
     };
     let mut bridge = match builder.load() {
         Ok(b) => b,
@@ -377,6 +520,26 @@ fn serve_line(bridge: &mut Bridge, line: &str) -> Json {
 }
 
 fn call_request(bridge: &mut Bridge, request: &Json) -> Result<CallOutput, Error> {
+    let request = parse_request(request)?;
+    request.call(bridge)
+}
+
+/// One checked request: its signature and argument values.
+struct Request {
+    sig_text: String,
+    sig: Signature,
+    values: Vec<Value>,
+}
+
+impl Request {
+    fn call(&self, bridge: &mut Bridge) -> Result<CallOutput, Error> {
+        let f = bridge.declare(&self.sig_text)?;
+        bridge.call(f, &self.values)
+    }
+}
+
+/// Checks a request (`{"id", "sig", "args"}`) without calling anything.
+fn parse_request(request: &Json) -> Result<Request, Error> {
     let Some(obj) = request.as_object() else {
         return Err(Error::new(
             ErrorKind::BadArgument,
@@ -422,8 +585,11 @@ fn call_request(bridge: &mut Bridge, request: &Json) -> Result<CallOutput, Error
             )?);
         }
     }
-    let f = bridge.declare(sig_text)?;
-    bridge.call(f, &values)
+    Ok(Request {
+        sig_text: sig_text.to_string(),
+        sig,
+        values,
+    })
 }
 
 fn failure(e: &Error) -> Map<String, Json> {
@@ -438,4 +604,324 @@ fn with_id(id: Json, body: Map<String, Json>) -> Json {
     obj.insert("id".into(), id);
     obj.extend(body);
     Json::Object(obj)
+}
+
+fn run_policy(command: PolicyCommand) -> ExitCode {
+    match command {
+        PolicyCommand::Check(args) => policy_check(&args.policy),
+        PolicyCommand::Explain(args) => policy_explain(&args.file.policy, args.json),
+        PolicyCommand::Lint(args) => policy_lint(&args.policy),
+        PolicyCommand::Learn(args) => policy_learn(args),
+    }
+}
+
+/// `ffb policy check`: warnings on stderr, one summary line on stdout.
+fn policy_check(spec: &str) -> ExitCode {
+    let policy = match load_checked(spec) {
+        Ok(p) => p,
+        Err(e) => return report_policy(&e, false),
+    };
+    print_warnings(&policy);
+    let rules = policy.rules.len();
+    println!(
+        "{spec}: ok ({rules} rule{}, default {}, hash {}{})",
+        if rules == 1 { "" } else { "s" },
+        ffb_policy::explain::action_label(policy.default_action),
+        ffb_policy::file::policy_hash(&policy),
+        match policy.warnings.len() {
+            0 => String::new(),
+            1 => ", 1 warning".to_string(),
+            n => format!(", {n} warnings"),
+        }
+    );
+    ExitCode::SUCCESS
+}
+
+/// `ffb policy explain`: the table, or one JSON object.
+fn policy_explain(spec: &str, json_output: bool) -> ExitCode {
+    let policy = match load_checked(spec) {
+        Ok(p) => p,
+        Err(e) => return report_policy(&e, false),
+    };
+    if json_output {
+        println!("{}", explain_json(&policy));
+    } else {
+        print!("{}", explain_text(&policy));
+    }
+    ExitCode::SUCCESS
+}
+
+/// `ffb policy lint`: one line per finding on stdout (`FILE: warning[RULE]:
+/// what and why`), exit 0 whatever it finds.
+fn policy_lint(spec: &str) -> ExitCode {
+    let policy = match load_checked(spec) {
+        Ok(p) => p,
+        Err(e) => return report_policy(&e, false),
+    };
+    print_warnings(&policy);
+    let findings = lint(&policy);
+    for w in &findings {
+        println!("{spec}: warning[{}]: {}", w.rule, w.message);
+    }
+    if findings.is_empty() {
+        println!("{spec}: no findings");
+    }
+    ExitCode::SUCCESS
+}
+
+/// A bad-input error for `policy learn`: one line, exit 2.
+fn learn_usage(message: String) -> ExitCode {
+    eprintln!("ffb: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// `ffb policy learn`: runs the script in learn mode, then prints the policy.
+fn policy_learn(args: LearnArgs) -> ExitCode {
+    // Everything is checked before anything is spawned.
+    if bridge_mode(args.bridge_mode) != BridgeMode::Enabled {
+        return report(&bridge_disabled(), false, true);
+    }
+    let preset = match SandboxPolicy::preset(&args.extends) {
+        Ok(p) => p,
+        Err(_) => {
+            return learn_usage(format!(
+                "--extends {}: not a preset (presets: {})",
+                args.extends,
+                PRESETS.join(", ")
+            ))
+        }
+    };
+    let script = args.script.display().to_string();
+    let text = match std::fs::read_to_string(&args.script) {
+        Ok(t) => t,
+        Err(e) => return learn_usage(format!("--script {script}: cannot read it: {e}")),
+    };
+    let mut requests = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = serde_json::from_str::<Json>(line)
+            .map_err(|e| Error::new(ErrorKind::BadArgument, format!("not JSON: {e}")))
+            .and_then(|j| parse_request(&j));
+        match parsed {
+            Ok(r) => requests.push((i + 1, r)),
+            Err(e) => return learn_usage(format!("{script}:{}: {e}", i + 1)),
+        }
+    }
+    if requests.is_empty() {
+        return learn_usage(format!("--script {script}: no calls in it"));
+    }
+
+    let mut b = Bridge::builder(args.lib.clone())
+        .bridge_mode(BridgeMode::Enabled)
+        .policy(learning_policy(&preset))
+        .learn(true);
+    if let Some(ms) = args.timeout_ms {
+        b = b.timeout(Duration::from_millis(ms));
+    }
+    if let Some(path) = &args.extension_output {
+        b = b.extension_output(path.clone());
+    }
+    let mut bridge = match b.load() {
+        Ok(b) => b,
+        Err(e) => return report(&e, false, false),
+    };
+    for (line, request) in &requests {
+        match request.call(&mut bridge) {
+            Ok(out) => eprintln!(
+                "ffb: learn: {script}:{line}: {}",
+                success_line(&request.sig, &out)
+            ),
+            Err(e) => {
+                eprintln!("ffb: {script}:{line}: {e}{}", never_learned(&e));
+                return ExitCode::from(EXIT_CALL_FAILED);
+            }
+        }
+        // A signal to another process is never allowed, so it must not be
+        // learned either.
+        let learned = bridge.learned().expect("built with learn(true)");
+        if let Some(signal) = learned
+            .syscalls
+            .iter()
+            .find(|s| SUPERVISED_SIGNALS.contains(&s.as_str()))
+        {
+            eprintln!(
+                "ffb: {script}:{line}: the library sent a signal to another process ({signal}); \
+                 signals to other processes can never be learned"
+            );
+            return ExitCode::from(EXIT_CALL_FAILED);
+        }
+    }
+    let learned = bridge.learned().expect("built with learn(true)");
+    let toml = learned_toml(&preset, &learned, &script, &args.lib, requests.len());
+    // What is printed must load as it is; anything else is a bug here.
+    if let Err(e) = parse_toml_policy(&toml, "the learned policy").and_then(|p| {
+        p.compile().map(drop).map_err(|e| PolicyFileError {
+            path: "the learned policy".into(),
+            line: 0,
+            column: 0,
+            message: e.to_string(),
+        })
+    }) {
+        eprintln!("ffb: cannot write a valid policy for what was learned: {e}");
+        return ExitCode::from(EXIT_CALL_FAILED);
+    }
+    print!("{toml}");
+    ExitCode::SUCCESS
+}
+
+/// Why a violation during learning could not be learned.
+fn never_learned(e: &Error) -> String {
+    let ErrorKind::PolicyViolation { syscall, .. } = &e.kind else {
+        return String::new();
+    };
+    if let Some(entry) = FLOOR.iter().find(|f| f.syscall == syscall) {
+        format!(
+            " ({syscall} is on ffb's floor and can never be learned: {})",
+            entry.reason
+        )
+    } else if SUPERVISED_SIGNALS.contains(&syscall.as_str()) {
+        format!(" ({syscall} aimed at another process can never be learned)")
+    } else {
+        String::new()
+    }
+}
+
+/// Syscalls whose arguments learn mode reads (paths, socket addresses).
+const RECORDED_ARGS: &[&str] = &["open", "openat", "connect", "bind"];
+
+/// The policy to learn under: the preset without its rules on the syscalls
+/// whose paths and ports are learned, so that those calls reach the host's
+/// listener (which lets them through and records them) instead of being
+/// allowed by the filter unseen.
+fn learning_policy(preset: &SandboxPolicy) -> SandboxPolicy {
+    let mut p = preset.clone();
+    p.rules
+        .retain(|r| !RECORDED_ARGS.contains(&r.syscall.as_str()));
+    p
+}
+
+/// Whether the preset already allows what was learned of `name`.
+fn preset_allows(preset: &SandboxPolicy, name: &str, learned: &Learned) -> bool {
+    let mut rules = preset.rules.iter().filter(|r| r.syscall == name).peekable();
+    if rules.peek().is_none() {
+        return false;
+    }
+    // The first rule that matches decides: an unconditional allow before any
+    // other action on the same syscall covers every call.
+    for r in rules {
+        match r.action {
+            Action::Allow if r.conditions.is_empty() => return true,
+            Action::Allow => {
+                // The presets' only conditional opens are the read-only ones,
+                // whose condition is exactly what learn mode calls a read.
+                if matches!(name, "open" | "openat") && learned.write_paths.is_empty() {
+                    return true;
+                }
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The smallest policy file that lets the learned run pass: the preset, the
+/// syscalls it does not allow, the paths and the ports.
+fn learned_toml(
+    preset: &SandboxPolicy,
+    learned: &Learned,
+    script: &str,
+    lib: &str,
+    calls: usize,
+) -> String {
+    let mut allow = Vec::new();
+    for name in &learned.syscalls {
+        if ffb_policy::syscalls::number_of(name).is_none() {
+            eprintln!(
+                "ffb: warning: the library made {name}, which has no x86_64 name and cannot be allowed by a policy file"
+            );
+        } else if !preset_allows(preset, name, learned) {
+            allow.push(toml_string(name));
+        }
+    }
+    let paths = |set: &mut dyn Iterator<Item = &PathBuf>| -> Vec<String> {
+        set.filter_map(|p| match p.to_str() {
+            Some(text) => Some(toml_string(text)),
+            None => {
+                eprintln!(
+                    "ffb: warning: the library opened {}, a path that is not UTF-8 and cannot be written in a policy file",
+                    p.display()
+                );
+                None
+            }
+        })
+        .collect()
+    };
+    // A writable path is readable too.
+    let read = paths(
+        &mut learned
+            .read_paths
+            .iter()
+            .filter(|p| !learned.write_paths.contains(*p)),
+    );
+    let write = paths(&mut learned.write_paths.iter());
+    let ports = |set: &BTreeSet<u16>| set.iter().map(u16::to_string).collect::<Vec<_>>();
+    let (connect, bind) = (ports(&learned.connect_tcp), ports(&learned.bind_tcp));
+
+    let mut out = format!(
+        "# Learned by `ffb policy learn` from {} ({calls} call{}) on {}.\n\
+         # It allows what that run needed: review it before use.\n\
+         extends = {}\n",
+        one_line_comment(script),
+        if calls == 1 { "" } else { "s" },
+        one_line_comment(lib),
+        toml_string(&preset.name)
+    );
+    let list = |items: &[String]| format!("[{}]", items.join(", "));
+    if !allow.is_empty() {
+        out.push_str(&format!("\n[seccomp]\nallow = {}\n", list(&allow)));
+    }
+    if !read.is_empty() || !write.is_empty() {
+        out.push_str("\n[filesystem]\n");
+        if !read.is_empty() {
+            out.push_str(&format!("read = {}\n", list(&read)));
+        }
+        if !write.is_empty() {
+            out.push_str(&format!("write = {}\n", list(&write)));
+        }
+    }
+    if !connect.is_empty() || !bind.is_empty() {
+        out.push_str("\n[network]\n");
+        if !connect.is_empty() {
+            out.push_str(&format!("connect_tcp = {}\n", list(&connect)));
+        }
+        if !bind.is_empty() {
+            out.push_str(&format!("bind_tcp = {}\n", list(&bind)));
+        }
+    }
+    out
+}
+
+/// A TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Text for a comment line: control characters replaced.
+fn one_line_comment(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
