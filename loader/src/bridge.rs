@@ -44,9 +44,14 @@ pub fn call_effects() -> &'static EffectSet {
     &WORST_CASE
 }
 
-/// A declared function, by its index in the bridge.
+/// A declared function. It is valid on the bridge that declared it, and on
+/// every bridge loaded from clones of the same builder (a pool's members).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FunctionId(usize);
+pub struct FunctionId {
+    /// Which declaration table (one per `Bridge::builder` call).
+    table: u64,
+    index: usize,
+}
 
 /// The result of a successful call.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,6 +99,8 @@ pub struct BridgeBuilder {
     max_cstr: usize,
     audit_log: Option<PathBuf>,
     learn: bool,
+    /// Identifies this builder's declaration table in its [`FunctionId`]s.
+    table: u64,
 }
 
 impl BridgeBuilder {
@@ -244,13 +251,14 @@ impl BridgeBuilder {
             by_name: HashMap::new(),
             helper: None,
             generation: 0,
-            handles: Vec::new(),
+            handles: HandleTable::default(),
             timeout,
             max_cstr: self.max_cstr,
             respawns: 0,
             layout: Vec::with_capacity(MAX_WIRE_ARGS),
             shared: None,
             started_once: false,
+            table: self.table,
         };
         for sig in functions {
             bridge.record(sig);
@@ -305,7 +313,7 @@ pub struct Bridge {
     helper: Option<Helper>,
     generation: u64,
     /// Raw pointer values behind the handles of the current generation.
-    handles: Vec<u64>,
+    handles: HandleTable,
     timeout: Duration,
     max_cstr: usize,
     respawns: u64,
@@ -315,6 +323,8 @@ pub struct Bridge {
     shared: Option<(u64, usize)>,
     /// Whether a helper was ever started (the next one is a respawn).
     started_once: bool,
+    /// The declaration table [`FunctionId`]s must come from.
+    table: u64,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -347,11 +357,15 @@ impl Bridge {
             max_cstr: DEFAULT_MAX_CSTR,
             audit_log: None,
             learn: false,
+            table: NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
     fn record(&mut self, sig: Signature) -> FunctionId {
-        let id = FunctionId(self.functions.len());
+        let id = FunctionId {
+            table: self.table,
+            index: self.functions.len(),
+        };
         self.by_name.insert(sig.name.clone(), id);
         self.functions.push(Declared {
             text: sig.to_string(),
@@ -365,17 +379,20 @@ impl Bridge {
     pub fn declare(&mut self, signature: &str) -> Result<FunctionId> {
         let sig = parse_signature(signature)?;
         if let Some(&id) = self.by_name.get(&sig.name) {
-            if self.functions[id.0].sig == sig {
+            if self.functions[id.index].sig == sig {
                 return Ok(id);
             }
             return err(
                 ErrorKind::BadSignature,
                 format!(
                     "'{}' is already declared as '{}'",
-                    sig.name, self.functions[id.0].text
+                    sig.name, self.functions[id.index].text
                 ),
             );
         }
+        // Resolve against a live helper, so a missing symbol fails here and is
+        // never recorded (a recorded one would fail every later respawn).
+        self.ensure_helper()?;
         if let Some(helper) = self.helper.as_mut() {
             let text = sig.to_string();
             if text.len() > helper.arena().data_capacity() {
@@ -418,8 +435,12 @@ impl Bridge {
     }
 
     /// The signature of a declared function.
-    pub fn signature(&self, f: FunctionId) -> &Signature {
-        &self.functions[f.0].sig
+    /// `None` for a function declared on an unrelated bridge.
+    pub fn signature(&self, f: FunctionId) -> Option<&Signature> {
+        self.functions
+            .get(f.index)
+            .filter(|_| f.table == self.table)
+            .map(|d| &d.sig)
     }
 
     /// The effects of a declared function: always the worst case, since
@@ -493,7 +514,7 @@ impl Bridge {
         // string over its bound): what counts is whether it is still there.
         let ends = error.kind.ends_helper() || self.helper.as_ref().is_none_or(Helper::is_gone);
         if ends || error.kind == ErrorKind::ResourceLimit {
-            let name = function.map(|f| self.functions[f.0].sig.name.clone());
+            let name = function.map(|f| self.functions[f.index].sig.name.clone());
             let (pid, syscall) = self
                 .helper
                 .as_ref()
@@ -583,7 +604,7 @@ impl Bridge {
             generation,
             ..
         } = self;
-        let sig = &functions[f.0].sig;
+        let sig = &functions[f.index].sig;
         let arena = helper.as_ref().expect("ensured").arena();
         layout.clear();
         let mut cursor = CONTROL_SIZE;
@@ -598,8 +619,8 @@ impl Bridge {
         })?;
         let response = self.exchange(
             Op::Call,
-            f.0 as u32,
-            sig_len(&self.functions[f.0].sig),
+            f.index as u32,
+            sig_len(&self.functions[f.index].sig),
             Some(f),
         )?;
         let ret = self.decode_ret(f, response.ret)?;
@@ -658,7 +679,7 @@ impl Bridge {
             // word per call.
             let records_len: usize = calls
                 .iter()
-                .map(|(f, _)| 8 + 8 * functions[f.0].sig.args.len())
+                .map(|(f, _)| 8 + 8 * functions[f.index].sig.args.len())
                 .sum();
             let mut record = CONTROL_SIZE;
             let mut cursor = align_up(CONTROL_SIZE + records_len)
@@ -671,8 +692,8 @@ impl Bridge {
                 limit,
             };
             for (i, (f, args)) in calls.iter().enumerate() {
-                let sig = &functions[f.0].sig;
-                let header = (f.0 as u64) | (sig.args.len() as u64) << 32;
+                let sig = &functions[f.index].sig;
+                let header = (f.index as u64) | (sig.args.len() as u64) << 32;
                 arena.write(record, &header.to_ne_bytes());
                 let words_at = record + 8;
                 let start = layout.len();
@@ -802,12 +823,16 @@ impl Bridge {
     }
 
     fn check_call(&self, f: FunctionId, args: &[Value]) -> Result<()> {
-        let declared = self.functions.get(f.0).ok_or_else(|| {
-            Error::new(
-                ErrorKind::BadArgument,
-                format!("{f:?} is not declared here"),
-            )
-        })?;
+        let declared = self
+            .functions
+            .get(f.index)
+            .filter(|_| f.table == self.table)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::BadArgument,
+                    format!("{f:?} is not declared here"),
+                )
+            })?;
         check_arity(&declared.sig, args.len())?;
         for v in args {
             if let Value::Shared(len) = v {
@@ -861,7 +886,7 @@ impl Bridge {
     /// Decodes a raw return value; the only decoding step that can fail is
     /// reading a returned string out of the helper.
     fn decode_ret(&mut self, f: FunctionId, raw: u64) -> Result<Value> {
-        let ret = self.functions[f.0].sig.ret;
+        let ret = self.functions[f.index].sig.ret;
         Ok(match ret {
             RetType::Void => Value::Null,
             RetType::Scalar(s) => decode_scalar(s, raw),
@@ -992,7 +1017,7 @@ pub fn check_arity(sig: &Signature, given: usize) -> Result<()> {
 struct LayoutContext<'a> {
     arena: &'a Arena,
     generation: u64,
-    handles: &'a [u64],
+    handles: &'a HandleTable,
     /// End of the space argument buffers may use.
     limit: usize,
 }
@@ -1093,7 +1118,7 @@ fn copy_out(
     layout: &[Slot],
     out: &mut Vec<Option<Value>>,
     generation: u64,
-    handles: &mut Vec<u64>,
+    handles: &mut HandleTable,
 ) {
     out.truncate(layout.len());
     out.resize(layout.len(), None);
@@ -1129,10 +1154,27 @@ fn copy_out(
     }
 }
 
-fn handle_raw(v: &Value, generation: u64, handles: &[u64]) -> Result<u64> {
+/// The raw pointer values behind the current helper's handles.
+#[derive(Debug, Default)]
+struct HandleTable {
+    /// By token index.
+    raw: Vec<u64>,
+    /// Token index by raw value, so the same pointer keeps one token.
+    index: HashMap<u64, usize>,
+}
+
+impl HandleTable {
+    fn clear(&mut self) {
+        self.raw.clear();
+        self.index.clear();
+    }
+}
+
+fn handle_raw(v: &Value, generation: u64, handles: &HandleTable) -> Result<u64> {
     match v {
         Value::Null => Ok(0),
         Value::Handle(h) if h.generation == generation => handles
+            .raw
             .get(h.index as usize)
             .copied()
             .ok_or_else(|| Error::new(ErrorKind::StaleHandle, format!("{h} was never issued"))),
@@ -1144,17 +1186,15 @@ fn handle_raw(v: &Value, generation: u64, handles: &[u64]) -> Result<u64> {
     }
 }
 
-fn register_handle(raw: u64, generation: u64, handles: &mut Vec<u64>) -> Value {
+fn register_handle(raw: u64, generation: u64, handles: &mut HandleTable) -> Value {
     if raw == 0 {
         return Value::Null;
     }
-    let index = match handles.iter().position(|&h| h == raw) {
-        Some(i) => i,
-        None => {
-            handles.push(raw);
-            handles.len() - 1
-        }
-    };
+    let next = handles.raw.len();
+    let index = *handles.index.entry(raw).or_insert(next);
+    if index == next {
+        handles.raw.push(raw);
+    }
     Value::Handle(Handle {
         generation,
         index: index as u32,

@@ -66,6 +66,7 @@ pub(crate) struct Helper {
     seq: u32,
     phase: Phase,
     policy: Arc<SandboxPolicy>,
+    library: String,
     /// Spin budget for waits on a helper that was awake.
     spin: AdaptiveSpin,
     /// Spin budget for waits that began by waking the helper.
@@ -126,7 +127,6 @@ impl Helper {
         let (status_pipe, status_theirs) = pipe_pair(0)?;
         let output = open_output(spec.output.as_deref())?;
         let request = SpawnRequest {
-            host_pid: std::process::id() as i32,
             library: spec.library.clone(),
             functions: spec.functions.clone(),
             filter: (*spec.filter).clone(),
@@ -160,6 +160,7 @@ impl Helper {
             seq: 0,
             phase: Phase::Loading,
             policy: spec.policy.clone(),
+            library: spec.library.clone(),
             spin: AdaptiveSpin::new(spec.host_spin),
             wake_spin: AdaptiveSpin::new(spec.host_spin.max(WAKE_SPIN)),
             killed: None,
@@ -272,7 +273,7 @@ impl Helper {
                 return Err(match death.kind {
                     ErrorKind::PolicyViolation { .. } => Error::new(
                         death.kind,
-                        format!("while loading '{}': {}", "the library", death.message),
+                        format!("while loading '{}': {}", self.library, death.message),
                     ),
                     _ => Error::new(
                         ErrorKind::LoadFailed,
@@ -777,29 +778,31 @@ const LOADER_PATHS: &[&str] = &[
     "/usr/local/lib",
 ];
 
-/// Landlock rules for a policy: its own paths and ports, plus (when it
-/// restricts the filesystem at all) what loading the library reads.
+/// Landlock rules for a policy: its own paths and ports, plus what loading
+/// the library reads. Nothing for a policy that does not confine (an imported
+/// seccomp-only profile).
 fn landlock_spec(policy: &SandboxPolicy, library: &str) -> LandlockSpec {
-    let fs_rules = &policy.filesystem;
-    let fs = (!fs_rules.read.is_empty() || !fs_rules.write.is_empty()).then(|| {
-        let mut read = fs_rules.read.clone();
-        let mut extra: Vec<PathBuf> = LOADER_PATHS.iter().map(PathBuf::from).collect();
-        if library.contains('/') {
-            if let Ok(path) = std::fs::canonicalize(library) {
-                extra.extend(path.parent().map(PathBuf::from));
-            }
+    if !policy.confine {
+        return LandlockSpec::default();
+    }
+    let mut read = policy.filesystem.read.clone();
+    let mut extra: Vec<PathBuf> = LOADER_PATHS.iter().map(PathBuf::from).collect();
+    if library.contains('/') {
+        if let Ok(path) = std::fs::canonicalize(library) {
+            extra.extend(path.parent().map(PathBuf::from));
         }
-        if let Ok(dirs) = std::env::var("LD_LIBRARY_PATH") {
-            extra.extend(dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from));
-        }
-        read.extend(extra.into_iter().filter(|p| p.exists()));
-        FsSpec {
+    }
+    if let Ok(dirs) = std::env::var("LD_LIBRARY_PATH") {
+        extra.extend(dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from));
+    }
+    read.extend(extra.into_iter().filter(|p| p.exists()));
+    LandlockSpec {
+        fs: Some(FsSpec {
             read,
-            write: fs_rules.write.clone(),
-        }
-    });
-    let net = (!policy.network.is_empty()).then(|| policy.network.clone());
-    LandlockSpec { fs, net }
+            write: policy.filesystem.write.clone(),
+        }),
+        net: Some(policy.network.clone()),
+    }
 }
 
 fn futex_wake(word: &std::sync::atomic::AtomicU32) {

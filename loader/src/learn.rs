@@ -12,7 +12,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use ffb_policy::sandbox::{floor_entry_for_call, LOADING_SYSCALLS};
+use ffb_policy::sandbox::{
+    floor_entry_for_call, LOADING_SYSCALLS, SUPERVISED_OWNERS, SUPERVISED_SIGNALS, X32_SYSCALL_BIT,
+};
 use ffb_policy::syscalls::display_name;
 
 /// What a learning run saw.
@@ -30,13 +32,20 @@ pub struct Learned {
     pub bind_tcp: BTreeSet<u16>,
 }
 
-/// Whether a syscall that reached the listener is worth recording: loading
-/// syscalls during loading are the bridge's own business.
+/// Whether a syscall that reached the listener may be learned (and so let
+/// through): never the floor, x32 numbers, signals or file-owner changes aimed
+/// at other processes (those stay violations, even while learning); and
+/// loading syscalls during loading are the bridge's own business.
 pub(crate) fn worth_recording(nr: i64, args: &[u64; 6], loading: bool) -> bool {
-    if floor_entry_for_call(nr, args).is_some() {
+    let name = display_name(nr);
+    let supervised = SUPERVISED_SIGNALS.contains(&name.as_str())
+        || SUPERVISED_OWNERS
+            .iter()
+            .any(|(n, i, c)| *n == name && args[*i as usize] == *c);
+    if floor_entry_for_call(nr, args).is_some() || nr & X32_SYSCALL_BIT != 0 || supervised {
         return false;
     }
-    !(loading && LOADING_SYSCALLS.contains(&display_name(nr).as_str()))
+    !(loading && LOADING_SYSCALLS.contains(&name.as_str()))
 }
 
 impl Learned {

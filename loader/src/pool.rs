@@ -17,9 +17,9 @@
 //! * **Handles stay home.** A call with a [`Value::Handle`] argument runs on the
 //!   member that issued the handle (the one whose [`Bridge::generation`]
 //!   equals [`Handle::generation`]), waiting for it if it is busy. A handle no
-//!   member owns any more — its helper died, or its member was reaped, or it
-//!   came from another bridge — fails with [`ErrorKind::StaleHandle`], as it
-//!   would on a single bridge.
+//!   member owns any more — its helper died, or it came from another bridge
+//!   or pool — fails with [`ErrorKind::StaleHandle`], as it would on a single
+//!   bridge.
 //! * **Failures stay local.** A call that ends its member's helper (see
 //!   [`ErrorKind::ends_helper`]) returns that error; the member starts a fresh
 //!   helper on its next call, and the old helper's handles are stale.
@@ -30,6 +30,10 @@
 //!   cannot know whether the handle is still held, and reaping would turn it
 //!   stale behind its owner's back. (Its helper still ends as any helper can:
 //!   by a failure, or with the pool.)
+//!
+//! A batch ([`Pool::call_batch`]) runs on one member, like a call. Shared
+//! buffers ([`Value::Shared`]) belong to one bridge and cannot go through a
+//! pool.
 //!
 //! Calls on one member are strictly ordered, as on a bridge; calls on
 //! different members are not ordered with each other, and members do not share
@@ -73,7 +77,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::bridge::{call_effects, Bridge, BridgeBuilder, CallOutput, FunctionId};
+use crate::bridge::{call_effects, BatchFailure, Bridge, BridgeBuilder, CallOutput, FunctionId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::value::{Handle, Value};
 
@@ -110,7 +114,8 @@ pub struct PoolStats {
     pub idle: usize,
     /// Callers waiting because every member was busy and the pool was full.
     pub waiting: usize,
-    /// Calls that ran on a member, whatever their outcome.
+    /// Calls that ran on a member, whatever their outcome (each call in a
+    /// batch counts).
     pub calls: u64,
     /// Members the pool started.
     pub spawns: u64,
@@ -338,11 +343,7 @@ impl Pool {
         out: &mut CallOutput,
     ) -> Result<()> {
         let shared = self.shared();
-        let handle = args.iter().find_map(|v| match v {
-            Value::Handle(h) => Some(*h),
-            _ => None,
-        });
-        let mut lease = match handle {
+        let mut lease = match route(args)? {
             Some(h) => shared.acquire_for(h)?,
             None => shared.acquire_any()?,
         };
@@ -355,14 +356,43 @@ impl Pool {
         };
         let respawns = bridge.respawns();
         let result = bridge.call_into(f, args, out);
-        let respawned = bridge.respawns() - respawns;
-        shared.calls.fetch_add(1, Relaxed);
-        shared.respawns.fetch_add(respawned, Relaxed);
-        if result.is_ok() {
-            let is_handle = |v: &Value| matches!(v, Value::Handle(_));
-            lease.issued_handle = is_handle(&out.ret) || out.out.iter().flatten().any(is_handle);
+        let outputs = result.as_ref().ok().map(|_| &*out);
+        lease.finish(respawns, 1, outputs);
+        result
+    }
+
+    /// Runs a batch on one member, in one round trip (see
+    /// [`Bridge::call_batch`]): on the member that owns the handles among the
+    /// calls' arguments, if any, else on any member. All the handles in a
+    /// batch must come from the same member.
+    pub fn call_batch(
+        &self,
+        calls: &[(FunctionId, &[Value])],
+    ) -> std::result::Result<Vec<CallOutput>, BatchFailure> {
+        let fail = |index, error| BatchFailure {
+            completed: Vec::new(),
+            index,
+            error,
+        };
+        let mut home = None;
+        for (i, (_, args)) in calls.iter().enumerate() {
+            let h = route(args).map_err(|e| fail(i, e))?;
+            if home.is_none() {
+                home = h.map(|h| (i, h));
+            }
         }
-        drop(lease);
+        let shared = self.shared();
+        let mut lease = match home {
+            Some((i, h)) => shared.acquire_for(h).map_err(|e| fail(i, e))?,
+            None => shared.acquire_any().map_err(|e| fail(0, e))?,
+        };
+        let bridge = lease.bridge();
+        let respawns = bridge.respawns();
+        let result = bridge.call_batch(calls);
+        match &result {
+            Ok(outputs) => lease.finish(respawns, outputs.len(), outputs.iter()),
+            Err(failure) => lease.finish(respawns, failure.index + 1, failure.completed.iter()),
+        }
         result
     }
 
@@ -405,6 +435,25 @@ impl Drop for Inner {
             }
         }
     }
+}
+
+/// The handle a call must follow (the first among `args`), if any. Shared
+/// buffers belong to one bridge, and a pool lends none.
+fn route(args: &[Value]) -> Result<Option<Handle>> {
+    let mut home = None;
+    for v in args {
+        match v {
+            Value::Handle(h) if home.is_none() => home = Some(*h),
+            Value::Shared(_) => {
+                return Err(Error::new(
+                    ErrorKind::BadArgument,
+                    "Value::Shared cannot go through a pool: shared buffers belong to one Bridge",
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(home)
 }
 
 /// Loads `n` bridges, in parallel when there are several.
@@ -658,6 +707,23 @@ impl State {
 }
 
 impl Lease<'_> {
+    /// Accounts for `ran` calls made on this lease, and notes whether their
+    /// `outputs` (those that succeeded) hold a handle.
+    fn finish<'o>(
+        &mut self,
+        respawns_before: u64,
+        ran: usize,
+        outputs: impl IntoIterator<Item = &'o CallOutput>,
+    ) {
+        let respawned = self.bridge().respawns() - respawns_before;
+        self.shared.calls.fetch_add(ran as u64, Relaxed);
+        self.shared.respawns.fetch_add(respawned, Relaxed);
+        let is_handle = |v: &Value| matches!(v, Value::Handle(_));
+        self.issued_handle |= outputs
+            .into_iter()
+            .any(|o| is_handle(&o.ret) || o.out.iter().flatten().any(is_handle));
+    }
+
     fn bridge(&mut self) -> &mut Bridge {
         self.bridge
             .as_mut()

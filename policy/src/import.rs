@@ -330,6 +330,9 @@ fn empty_policy(path: &str, default_action: Action) -> SandboxPolicy {
     p.name = path.to_string();
     p.rules.clear();
     p.default_action = default_action;
+    // A seccomp profile says nothing of paths or ports: Landlock stays off
+    // (and lint says what that means).
+    p.confine = false;
     p
 }
 

@@ -59,22 +59,36 @@ pub fn lint(p: &SandboxPolicy) -> Vec<LintWarning> {
     if !opens.is_empty() && p.filesystem.read.is_empty() && p.filesystem.write.is_empty() {
         out.push(LintWarning {
             rule: "open-without-paths",
-            message: format!(
-                "{} allowed but no [filesystem] paths are listed: Landlock refuses every path \
-                 once the library is loaded, so either the paths were forgotten or the rule \
-                 only adds attack surface",
-                opens.join(", ")
-            ),
+            message: if p.confine {
+                format!(
+                    "{} allowed but no [filesystem] paths are listed: Landlock refuses every path \
+                     but the system library directories, so either the paths were forgotten or \
+                     the rule only adds attack surface",
+                    opens.join(", ")
+                )
+            } else {
+                format!(
+                    "{} allowed and this imported profile says nothing of paths: the extension \
+                     can open any file the helper's user can",
+                    opens.join(", ")
+                )
+            },
         });
     }
 
     if !allowed(&["socket"]).is_empty() && p.network.is_empty() {
         out.push(LintWarning {
             rule: "socket-without-ports",
-            message: "socket allowed but no [network] TCP ports are listed: Landlock refuses \
-                      every TCP connect and bind, while UDP and Unix sockets are not limited \
-                      by port rules at all"
-                .to_string(),
+            message: if p.confine {
+                "socket allowed but no [network] TCP ports are listed: Landlock refuses \
+                 every TCP connect and bind, while UDP and Unix sockets are not limited \
+                 by port rules at all"
+                    .to_string()
+            } else {
+                "socket allowed and this imported profile says nothing of ports: the \
+                 extension can connect anywhere the network lets it"
+                    .to_string()
+            },
         });
     }
 

@@ -319,6 +319,27 @@ pub const SUPERVISED_SIGNALS: &[&str] = &[
     "rt_tgsigqueueinfo",
 ];
 
+/// Calls that name a process to signal later (a file's "owner" receives SIGIO
+/// and SIGURG): `fcntl(F_SETOWN)`, `fcntl(F_SETOWN_EX)`, and the ioctls
+/// `FIOSETOWN` and `SIOCSPGRP`, as `(syscall, index of the command argument,
+/// command)`. They go to the host's listener whatever the policy allows; only
+/// `F_SETOWN` naming the helper itself (or no one) is let through.
+pub const SUPERVISED_OWNERS: &[(&str, u8, u64)] = &[
+    ("fcntl", 1, libc::F_SETOWN as u64),
+    ("fcntl", 1, F_SETOWN_EX),
+    ("ioctl", 1, FIOSETOWN),
+    ("ioctl", 1, SIOCSPGRP),
+];
+
+// From <asm-generic/fcntl.h> and <asm-generic/sockios.h>; libc lacks them.
+const F_SETOWN_EX: u64 = 15;
+const FIOSETOWN: u64 = 0x8901;
+const SIOCSPGRP: u64 = 0x8902;
+
+/// x32-ABI syscall numbers have this bit set. The helper never uses that ABI,
+/// and no rule matches those numbers, so every one is a violation.
+pub const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+
 /// What `dlopen` needs beyond a strict policy: read-only file access and
 /// executable mappings. The host lets these through only while the helper is
 /// loading; afterwards they get the policy's default answer.
@@ -398,6 +419,17 @@ pub struct SandboxPolicy {
     /// Non-fatal findings from loading the policy (for example, an imported
     /// profile that allows floor syscalls, which stay denied).
     pub warnings: Vec<String>,
+    /// Whether Landlock confines the extension to [`Self::filesystem`] and
+    /// [`Self::network`] (plus the system library directories, for loading):
+    /// true for ffb's presets and policy files, where no paths listed means no
+    /// file reachable; false for imported seccomp-only profiles, which say
+    /// nothing of paths or ports.
+    #[serde(default = "confined")]
+    pub confine: bool,
+}
+
+fn confined() -> bool {
+    true
 }
 
 /// Paths the extension may reach (Landlock). A directory grants what is beneath it.
@@ -528,6 +560,7 @@ impl SandboxPolicy {
             namespaces: Vec::new(),
             run_as: None,
             warnings: Vec::new(),
+            confine: true,
         }
     }
 
@@ -619,6 +652,11 @@ impl SandboxPolicy {
 
     /// Compiles the policy, with the floor and the supervised routes, to one BPF program.
     pub fn compile(&self) -> Result<CompiledFilter, PolicyError> {
+        if self.default_action == Action::Allow {
+            return Err(PolicyError::Compile(
+                "a policy must deny by default: its default action cannot be allow".into(),
+            ));
+        }
         let mut segments: Vec<(BTreeMap<i64, Vec<SeccompRule>>, u32)> = Vec::new();
 
         // 1. The floor and supervised signals go to the host, whatever the rules say.
@@ -634,6 +672,13 @@ impl SandboxPolicy {
         }
         for name in SUPERVISED_SIGNALS {
             add_rule(&mut notify, lookup(name), &[])?;
+        }
+        for (name, index, command) in SUPERVISED_OWNERS {
+            add_rule(
+                &mut notify,
+                lookup(name),
+                &[ArgCondition::new(*index, CmpOp::Eq, *command)],
+            )?;
         }
         segments.push((notify, MARK_NOTIFY));
 
@@ -678,8 +723,23 @@ impl SandboxPolicy {
         aimed_at_self: impl Fn(i64) -> bool,
     ) -> Verdict {
         let name = display_name(nr);
-        if floor_entry_for_call(nr, args).is_some() {
+        if floor_entry_for_call(nr, args).is_some() || nr & X32_SYSCALL_BIT != 0 {
             return Verdict::Violation;
+        }
+        if let Some((_, _, command)) = SUPERVISED_OWNERS
+            .iter()
+            .find(|(n, i, c)| *n == name && args[*i as usize] == *c)
+        {
+            // F_SETOWN takes a pid (or -pgid) as an integer; the others take a
+            // pointer the host could only read racily, so they are refused.
+            let owner = args[2] as u32 as i32 as i64;
+            let is_self = *command == libc::F_SETOWN as u64
+                && (owner == 0 || aimed_at_self(owner) || aimed_at_self(-owner));
+            return if is_self {
+                Verdict::Continue
+            } else {
+                Verdict::Violation
+            };
         }
         if SUPERVISED_SIGNALS.contains(&name.as_str()) {
             // kill(pid), tkill(tid), tgkill(tgid, ...), rt_(tg)sigqueueinfo(tgid, ...):
@@ -911,7 +971,46 @@ fn chain_segments(
         compiled
             .push(BpfProgram::try_from(filter).map_err(|e| PolicyError::Compile(e.to_string()))?);
     }
-    let mut program: Vec<sock_filter> = Vec::new();
+    // Before any segment: x32-ABI numbers go straight to the host, so that no
+    // rule written for x86_64 numbers can be bypassed through them.
+    let mut program: Vec<sock_filter> = vec![
+        sock_filter {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 4, // seccomp_data.arch
+        },
+        sock_filter {
+            code: JEQ_K,
+            jt: 1,
+            jf: 0,
+            k: AUDIT_ARCH_X86_64,
+        },
+        sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_KILL_PROCESS,
+        },
+        sock_filter {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 0, // seccomp_data.nr
+        },
+        sock_filter {
+            code: JSET_K,
+            jt: 0,
+            jf: 1,
+            k: X32_SYSCALL_BIT as u32,
+        },
+        sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: MARK_NOTIFY,
+        },
+    ];
     for segment in compiled {
         let end = program.len() + segment.len();
         for insn in segment {
@@ -962,6 +1061,9 @@ const BPF_MAX_INSNS: usize = 4096;
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const RET_K: u16 = 0x06; // BPF_RET | BPF_K
 const JA: u16 = 0x05; // BPF_JMP | BPF_JA
+const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
 
 fn seccompiler_action(ret: u32) -> SeccompAction {
     let data = ret & libc::SECCOMP_RET_DATA;
@@ -1177,6 +1279,71 @@ mod tests {
             p.verdict(nr("tgkill"), &at(7), Phase::Serving, is_me),
             Verdict::Violation
         );
+    }
+
+    #[test]
+    fn naming_another_process_as_a_file_owner_is_a_violation() {
+        let p = SandboxPolicy::pure();
+        let f = p.compile().unwrap();
+        let me = 4242;
+        let is_me = |t: i64| t == me;
+        let setown = |owner: i64| [3, libc::F_SETOWN as u64, owner as u64, 0, 0, 0];
+        assert_eq!(f.evaluate(nr("fcntl"), &setown(1)), SECCOMP_RET_USER_NOTIF);
+        assert_eq!(
+            p.verdict(nr("fcntl"), &setown(1), Phase::Loading, is_me),
+            Verdict::Violation
+        );
+        assert_eq!(
+            p.verdict(nr("fcntl"), &setown(me), Phase::Serving, is_me),
+            Verdict::Continue
+        );
+        assert_eq!(
+            p.verdict(nr("fcntl"), &setown(-me), Phase::Serving, is_me),
+            Verdict::Continue
+        );
+        let ex = [3, F_SETOWN_EX, 0x1000, 0, 0, 0];
+        assert_eq!(
+            p.verdict(nr("fcntl"), &ex, Phase::Loading, is_me),
+            Verdict::Violation
+        );
+        let fioset = [3, FIOSETOWN, 0x1000, 0, 0, 0];
+        assert_eq!(
+            p.verdict(nr("ioctl"), &fioset, Phase::Serving, is_me),
+            Verdict::Violation
+        );
+        // Even a policy that allows every fcntl keeps the owner commands supervised.
+        let open = SandboxPolicy::pure()
+            .allow("fcntl")
+            .unwrap()
+            .compile()
+            .unwrap();
+        assert_eq!(
+            open.evaluate(nr("fcntl"), &setown(1)),
+            SECCOMP_RET_USER_NOTIF
+        );
+        let getfl = [3, libc::F_GETFL as u64, 0, 0, 0, 0];
+        assert_eq!(open.evaluate(nr("fcntl"), &getfl), libc::SECCOMP_RET_ALLOW);
+    }
+
+    #[test]
+    fn x32_numbers_never_match_a_rule() {
+        let p = SandboxPolicy::pure();
+        let f = p.compile().unwrap();
+        let x32_read = X32_SYSCALL_BIT; // read is 0 in the x32 table too
+        assert_eq!(f.evaluate(x32_read, &NONE), SECCOMP_RET_USER_NOTIF);
+        assert_eq!(
+            p.verdict(x32_read, &NONE, Phase::Loading, |_| false),
+            Verdict::Violation
+        );
+        let mut log = SandboxPolicy::pure();
+        log.default_action = Action::Log;
+        assert_eq!(
+            log.compile().unwrap().evaluate(x32_read | 59, &NONE),
+            SECCOMP_RET_USER_NOTIF
+        );
+        let mut allow = SandboxPolicy::pure();
+        allow.default_action = Action::Allow;
+        assert!(allow.compile().is_err());
     }
 
     #[test]

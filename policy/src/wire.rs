@@ -161,8 +161,6 @@ pub mod fds {
 /// What the host asks the fork server for. Sent as JSON with the helper's fds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SpawnRequest {
-    /// The host's pid: the new helper checks its parent is still this process.
-    pub host_pid: i32,
     /// Library path or soname, passed to `dlopen`.
     pub library: String,
     /// Signatures to resolve before serving, in function-index order.

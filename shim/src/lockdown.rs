@@ -137,6 +137,15 @@ fn capget() -> io::Result<[CapData; 2]> {
     Ok(data)
 }
 
+/// Sets `no_new_privs`: nothing the helper does can gain privileges (and
+/// Landlock and seccomp may be applied without CAP_SYS_ADMIN).
+pub fn set_no_new_privs() -> Result<(), LockdownError> {
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(fail("PR_SET_NO_NEW_PRIVS", io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// Unshares the requested namespaces (except pid, which the fork server
 /// creates with the helper itself). A user namespace maps the helper's uid
 /// and gid to themselves, so files keep their owners.
@@ -168,8 +177,8 @@ pub fn enter_namespaces(namespaces: &[Namespace]) -> Result<(), LockdownError> {
     Ok(())
 }
 
-/// Drops every capability from every set and locks the securebits, then sets
-/// `no_new_privs`. A root helper keeps uid 0 but no power: it cannot raise its
+/// Drops every capability from every set and locks the securebits (after
+/// [`set_no_new_privs`]). A root helper keeps uid 0 but no power: it cannot raise its
 /// rlimits, open raw sockets, or signal other users' processes. With
 /// `run_as`, the helper switches to that user and group in between (while it
 /// still may), with no supplementary groups.
@@ -233,9 +242,6 @@ pub fn drop_privileges(run_as: Option<&Identity>, threads: u64) -> Result<(), Lo
         let data = [CapData::default(); 2];
         check(libc::syscall(libc::SYS_capset, &header, data.as_ptr()))
             .map_err(|e| fail("capset", e))?;
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return Err(fail("PR_SET_NO_NEW_PRIVS", io::Error::last_os_error()));
-        }
     }
     let left = capget().map_err(|e| fail("capget", e))?;
     if left

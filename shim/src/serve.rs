@@ -16,8 +16,7 @@ use crate::lockdown::{self, LockdownError};
 use crate::sys::{futex_wait, send_packet, write_all};
 
 /// Runs a freshly forked helper. Never returns.
-pub fn helper_main(request: SpawnRequest, received: [i32; 4]) -> ! {
-    let parent = unsafe { libc::getppid() };
+pub fn helper_main(request: SpawnRequest, received: [i32; 4], parent: i32) -> ! {
     if let Err(LockdownError(why)) = lockdown::take_process(parent, received) {
         fail_and_exit("load_failed", &format!("helper setup failed: {why}"));
     }
@@ -28,13 +27,17 @@ pub fn helper_main(request: SpawnRequest, received: [i32; 4]) -> ! {
         Ok(a) => a,
         Err(e) => fail_and_exit("load_failed", &format!("mapping the arena: {e}")),
     };
+    // Landlock goes on while the helper is still its original user (so it can
+    // open every listed path) and still single-threaded (so every thread the
+    // library starts inherits it); the user switch and capability drop follow.
     let locked = lockdown::enter_namespaces(&request.namespaces)
         .and_then(|_| lockdown::set_limits(&request.limits))
-        .and_then(|_| lockdown::drop_privileges(request.run_as.as_ref(), request.limits.threads))
+        .and_then(|_| lockdown::set_no_new_privs())
         .and_then(|_| match &request.landlock {
             Some(spec) => lockdown::apply_landlock(spec),
             None => Ok(()),
         })
+        .and_then(|_| lockdown::drop_privileges(request.run_as.as_ref(), request.limits.threads))
         .and_then(|_| lockdown::install_filter(&request.filter));
     let listener = match locked {
         Ok(fd) => fd,

@@ -21,6 +21,8 @@ const MAX_REQUEST: usize = 1 << 20;
 pub fn run() -> ExitCode {
     // No parent-death signal here: it would fire when the host *thread* that
     // spawned this process exits. EOF on the socket is the host's death.
+    // Whatever the host let slip through without CLOEXEC is not ours to keep.
+    unsafe { libc::syscall(libc::SYS_close_range, 4u32, libc::c_uint::MAX, 0u32) };
     let sigchld = match child_signal_fd() {
         Ok(fd) => fd,
         Err(_) => return ExitCode::from(3),
@@ -137,6 +139,14 @@ fn spawn(
         }
     };
     let [control, wake, arena, output, status] = fds;
+    // The helper checks its parent is still this process once its
+    // parent-death signal is armed. In a pid namespace its parent is outside
+    // its view (getppid() is 0 there).
+    let expected_parent = if request.namespaces.contains(&Namespace::Pid) {
+        0
+    } else {
+        unsafe { libc::getpid() }
+    };
     let pid = if request.namespaces.contains(&Namespace::Pid) {
         // The helper is the init of a new pid namespace, and still this
         // process's child, so reaping and the host's pidfd work unchanged.
@@ -158,7 +168,7 @@ fn spawn(
     if pid == 0 {
         // The helper: never returns.
         unsafe { libc::close(sigchld) };
-        crate::serve::helper_main(request, [control, wake, arena, output]);
+        crate::serve::helper_main(request, [control, wake, arena, output], expected_parent);
     }
     close_all(&[control, wake, arena, output]);
     if pid < 0 {

@@ -274,6 +274,69 @@ fn a_crash_makes_that_members_handles_stale_and_nothing_else() {
 }
 
 #[test]
+fn batches_run_on_one_member_and_follow_their_handles() {
+    let pool = pool(1, 3, None);
+    let add = pool.function("ffb_add_i64").unwrap();
+    let next = pool.function("ffb_counter_next").unwrap();
+    let args: Vec<Vec<Value>> = (0..20)
+        .map(|i| vec![Value::I64(i), Value::I64(100)])
+        .collect();
+    let calls: Vec<_> = args.iter().map(|a| (add, a.as_slice())).collect();
+    let outs = pool.call_batch(&calls).unwrap();
+    let rets: Vec<Value> = outs.into_iter().map(|o| o.ret).collect();
+    assert_eq!(rets, (100..120).map(Value::I64).collect::<Vec<_>>());
+    assert_eq!(pool.call_batch(&[]).unwrap(), vec![]);
+
+    let (counters, sleepers) = counters_on_distinct_members(&pool, 2);
+    let (a, b) = ([Value::Handle(counters[0])], [Value::Handle(counters[1])]);
+    let one_and_two = [Value::I64(1), Value::I64(2)];
+    // A batch with a handle runs where the handle lives, even when its first
+    // call carries none.
+    let outs = pool
+        .call_batch(&[
+            (add, &one_and_two),
+            (next, &a),
+            (next, &a),
+            (add, &one_and_two),
+        ])
+        .unwrap();
+    let rets: Vec<Value> = outs.into_iter().map(|o| o.ret).collect();
+    assert_eq!(
+        rets,
+        [3, 0, 1, 3].into_iter().map(Value::I64).collect::<Vec<_>>()
+    );
+    // Handles from two members cannot share a batch: the call with the
+    // second member's handle fails as stale, after the ones before it ran.
+    let failure = pool
+        .call_batch(&[(next, &a), (next, &b), (next, &a)])
+        .unwrap_err();
+    assert_eq!(failure.index, 1, "{failure}");
+    assert_eq!(failure.error.kind, ErrorKind::StaleHandle, "{failure}");
+    assert!(failure.completed.len() <= 1, "{failure:?}");
+    let after = pool.call(next, &a).unwrap().ret;
+    assert_eq!(after, Value::I64(2 + failure.completed.len() as i64));
+    assert_eq!(pool.call(next, &b).unwrap().ret, Value::I64(1_000_000));
+    for s in sleepers {
+        s.join().unwrap();
+    }
+    // Shared buffers belong to one bridge; a pool has none to lend.
+    let e = pool
+        .call("ffb_add_i64", &[Value::Shared(8), Value::I64(1)])
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadArgument, "{e}");
+    let shared = [Value::Shared(8), Value::I64(1)];
+    let failure = pool
+        .call_batch(&[(add, &one_and_two), (add, &shared)])
+        .unwrap_err();
+    assert_eq!(
+        (failure.index, failure.error.kind),
+        (1, ErrorKind::BadArgument)
+    );
+    let stats = pool.stats();
+    assert_eq!(stats.respawns, 0, "{stats:?}");
+}
+
+#[test]
 fn handles_from_elsewhere_and_null_handles() {
     let pool = pool(1, 2, None);
     let mut bridge = builder().load().unwrap();

@@ -71,12 +71,13 @@ impl Rng {
     }
 }
 
-/// The two handoff configurations: the default spin windows, and none at all
-/// (both sides park on every call, which is where wake-up races live).
+/// The two handoff configurations: the default spin windows, and zero (both
+/// sides park almost every time, which is where wake-up races live; the host
+/// still spins briefly after waking a parked helper).
 fn spin_configs() -> [(&'static str, Duration); 2] {
     [
         ("default spins", Duration::from_micros(100)),
-        ("no spinning", Duration::ZERO),
+        ("minimal spinning", Duration::ZERO),
     ]
 }
 

@@ -14,6 +14,7 @@
 //! servers the bridges started are shut down on the way out. Nothing here is
 //! asserted: timings belong in benchmarks, not in tests.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::hint::black_box as bb;
 use std::io::IsTerminal;
@@ -148,6 +149,8 @@ struct Plan {
     calls: usize,
     /// Blocks of [`BLOCK`] calls.
     blocks: usize,
+    /// Interleaved rounds the hot and sweep measurements are spread over.
+    rounds: usize,
     warm_spawns: usize,
     /// Sweep samples per size: bytes budget / size, clamped to [min, max].
     sweep_bytes: usize,
@@ -169,6 +172,7 @@ impl Plan {
             quick,
             calls: n,
             blocks: (n / BLOCK).clamp(20, 200),
+            rounds: if quick { 3 } else { 5 },
             warm_spawns: if quick { 10 } else { 50 },
             sweep_bytes: if quick { 32 * MIB } else { 256 * MIB },
             sweep_min: if quick { 15 } else { 50 },
@@ -381,6 +385,78 @@ fn per_block(blocks: usize, mut f: impl FnMut()) -> Vec<f64> {
     samples
 }
 
+const PER_CALL: &str = "per call (Instant pair)";
+const PER_BLOCK: &str = "block of 1,000 calls, time per call";
+
+/// One of several measurements taken in interleaved rounds.
+struct Measure<'a> {
+    name: String,
+    group: String,
+    mech: &'static str,
+    what: String,
+    f: Box<dyn FnMut() + 'a>,
+    calls: Vec<f64>,
+    blocks: Vec<f64>,
+}
+
+impl<'a> Measure<'a> {
+    fn new(
+        name: &str,
+        group: &str,
+        mech: &'static str,
+        what: &str,
+        f: impl FnMut() + 'a,
+    ) -> Measure<'a> {
+        Measure {
+            name: name.into(),
+            group: group.into(),
+            mech,
+            what: what.into(),
+            f: Box::new(f),
+            calls: Vec::new(),
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Adds its per-call row, and its block row if it was block-timed.
+    fn report(self, r: &mut Report) {
+        let mech = Some(self.mech);
+        r.timed(
+            &self.name,
+            &format!("{}/call", self.group),
+            mech,
+            PER_CALL,
+            &self.what,
+            self.calls,
+        );
+        if !self.blocks.is_empty() {
+            r.timed(
+                &format!("{}/blk", self.name),
+                &format!("{}/block", self.group),
+                mech,
+                PER_BLOCK,
+                &self.what,
+                self.blocks,
+            );
+        }
+    }
+}
+
+/// Takes `calls` per-call samples and `blocks` block samples of each
+/// measurement, spread over `rounds` rounds that visit them all in turn.
+fn run_rounds(list: &mut [Measure], rounds: usize, calls: usize, blocks: usize, warm: usize) {
+    let rounds = rounds.max(1);
+    let (calls, blocks) = (calls.div_ceil(rounds), blocks.div_ceil(rounds));
+    for _ in 0..rounds {
+        for m in list.iter_mut() {
+            m.calls.extend(per_call(warm, calls, &mut m.f));
+            if blocks > 0 {
+                m.blocks.extend(per_block(blocks, &mut m.f));
+            }
+        }
+    }
+}
+
 fn ok(r: ffb_loader::Result<()>) {
     if let Err(e) = r {
         panic!("a bridged call failed during the benchmark: {e}");
@@ -449,8 +525,7 @@ fn run(args: &Args) -> Result<(), String> {
     let load_start = loadavg();
     for path in [&args.json, &args.plot].into_iter().flatten() {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         }
     }
     let plan = Plan::new(args.calls, args.quick);
@@ -458,15 +533,13 @@ fn run(args: &Args) -> Result<(), String> {
     let warm = (n / 10).clamp(100, 10_000);
     let lib = args.lib.to_string_lossy().into_owned();
     let mut r = Report::default();
-    let per_call_m = "per call (Instant pair)";
-    let block_m = "block of 1,000 calls, time per call";
 
     progress("timer and in-process calls");
     r.timed(
         "timer",
         "timer",
         None,
-        per_call_m,
+        PER_CALL,
         "Instant::now() pair alone",
         per_call(warm, n, || {}),
     );
@@ -485,55 +558,15 @@ fn run(args: &Args) -> Result<(), String> {
     let nop_bytes: libloading::Symbol<unsafe extern "C" fn(*mut u8)> =
         unsafe { inproc.get(b"ffb_nop_bytes\0") }
             .map_err(|e| format!("{}: {e}", sym("ffb_nop_bytes")))?;
-    let inproc_null = || unsafe { nop() };
-    let inproc_add = || {
-        bb(unsafe { add(bb(40), bb(2)) });
-    };
-    let inproc_mix = || {
-        bb(unsafe { mix(bb(1), bb(2.0), bb(3), bb(4.0)) });
-    };
-    for (name, group, what, f) in [
-        (
-            "in_process_null",
-            "null",
-            "void f(void) called directly (libloading)",
-            &inproc_null as &dyn Fn(),
-        ),
-        (
-            "in_process_add",
-            "add",
-            "i64 add(i64, i64) called directly",
-            &inproc_add,
-        ),
-        (
-            "in_process_mix4",
-            "mix4",
-            "f64 mix4(i32, f64, i64, f32) called directly",
-            &inproc_mix,
-        ),
-    ] {
-        r.timed(
-            name,
-            &format!("{group}/call"),
-            Some("in-process"),
-            per_call_m,
-            what,
-            per_call(warm, n, f),
-        );
-        r.timed(
-            &format!("{name}/blk"),
-            &format!("{group}/block"),
-            Some("in-process"),
-            block_m,
-            what,
-            per_block(plan.blocks, f),
-        );
-    }
+    // Plain function pointers (valid while `inproc` lives, to the end of the run).
+    let (nop, add, mix, nop_bytes) = (*nop, *add, *mix, *nop_bytes);
 
     // Helper start: cold (fork server exec + fork + load), then warm.
     progress("helper start");
     let t = Instant::now();
-    let cold = builder(&lib, MAIN_ARENA).load().map_err(|e| e.to_string())?;
+    let cold = builder(&lib, MAIN_ARENA)
+        .load()
+        .map_err(|e| e.to_string())?;
     let cold_ns = t.elapsed().as_nanos() as f64;
     drop(cold);
     r.timed(
@@ -547,7 +580,9 @@ fn run(args: &Args) -> Result<(), String> {
     let mut spawns = Vec::with_capacity(plan.warm_spawns);
     for _ in 0..plan.warm_spawns {
         let t = Instant::now();
-        let b = builder(&lib, MAIN_ARENA).load().map_err(|e| e.to_string())?;
+        let b = builder(&lib, MAIN_ARENA)
+            .load()
+            .map_err(|e| e.to_string())?;
         spawns.push(t.elapsed().as_nanos() as f64);
         drop(b);
     }
@@ -560,17 +595,24 @@ fn run(args: &Args) -> Result<(), String> {
         spawns,
     );
 
-    // Hot calls through the bridge.
-    progress("hot bridged calls");
-    let mut bridge = builder(&lib, MAIN_ARENA)
+    // Hot calls: in-process, bridged and the IPC baselines, measured in
+    // interleaved rounds so that noise from the rest of the machine falls on
+    // all of them alike.
+    progress("hot calls");
+    let bridge = builder(&lib, MAIN_ARENA)
         .load()
         .map_err(|e| e.to_string())?;
     let fns = functions(&bridge);
-    let mut out = CallOutput {
+    let out = CallOutput {
         ret: Value::Null,
         out: Vec::new(),
         effects: &WORST_CASE,
     };
+    // Shared by the interleaved measurements (a RefCell costs ~1 ns a call).
+    let hot = RefCell::new((bridge, out));
+    let mut socket = Baseline::start("socket", &args.lib)?;
+    let mut pipe = Baseline::start("pipe", &args.lib)?;
+    let mut futex = Baseline::start("futex", &args.lib)?;
     let add_args = [Value::I64(40), Value::I64(2)];
     let mix_args = [
         Value::I32(1),
@@ -578,125 +620,129 @@ fn run(args: &Args) -> Result<(), String> {
         Value::I64(3),
         Value::F32(4.0),
     ];
-    for (name, group, what, f, a) in [
-        (
-            "bridge_null",
-            "null",
-            "void f(void) through the bridge (hot helper)",
-            fns.nop,
-            &[][..],
-        ),
-        (
-            "bridge_add",
-            "add",
-            "i64 add(i64, i64) through the bridge",
-            fns.add,
-            &add_args[..],
-        ),
-        (
-            "bridge_mix4",
-            "mix4",
-            "f64 mix4(i32, f64, i64, f32) through the bridge",
-            fns.mix,
-            &mix_args[..],
-        ),
-    ] {
-        let mut call = || ok(bridge.call_into(f, a, &mut out));
-        r.timed(
-            name,
-            &format!("{group}/call"),
-            Some("bridge"),
-            per_call_m,
-            what,
-            per_call(warm, n, &mut call),
-        );
-        r.timed(
-            &format!("{name}/blk"),
-            &format!("{group}/block"),
-            Some("bridge"),
-            block_m,
-            what,
-            per_block(plan.blocks, &mut call),
-        );
-    }
-
-    // The IPC baselines, hot.
-    progress("baselines");
-    let mut socket = Baseline::start("socket", &args.lib)?;
-    let mut pipe = Baseline::start("pipe", &args.lib)?;
-    let mut futex = Baseline::start("futex", &args.lib)?;
-    for (b, what) in [
-        (
-            &mut socket,
-            "request/response over a unix socket with a helper process",
-        ),
-        (
-            &mut pipe,
-            "request/response over two pipes with a helper process",
-        ),
-        (
-            &mut futex,
-            "futex wait/wake handoff on shared memory with a helper process",
-        ),
-    ] {
-        let mode = b.mode;
-        let mut rt = || io_ok(mode, b.round_trip(&[]));
-        r.timed(
-            &format!("{mode}_null"),
-            "null/call",
-            Some(mode),
-            per_call_m,
-            what,
-            per_call(warm, n, &mut rt),
-        );
-        r.timed(
-            &format!("{mode}_null/blk"),
-            "null/block",
-            Some(mode),
-            block_m,
-            what,
-            per_block(plan.blocks, &mut rt),
-        );
+    let bridged = |f: FunctionId, a: &[Value]| {
+        let (bridge, out) = &mut *hot.borrow_mut();
+        ok(bridge.call_into(f, a, out));
+    };
+    {
+        let mut list = vec![
+            Measure::new(
+                "in_process_null",
+                "null",
+                "in-process",
+                "void f(void) called directly (libloading)",
+                || unsafe { nop() },
+            ),
+            Measure::new(
+                "in_process_add",
+                "add",
+                "in-process",
+                "i64 add(i64, i64) called directly",
+                || {
+                    bb(unsafe { add(bb(40), bb(2)) });
+                },
+            ),
+            Measure::new(
+                "in_process_mix4",
+                "mix4",
+                "in-process",
+                "f64 mix4(i32, f64, i64, f32) called directly",
+                || {
+                    bb(unsafe { mix(bb(1), bb(2.0), bb(3), bb(4.0)) });
+                },
+            ),
+            Measure::new(
+                "bridge_null",
+                "null",
+                "bridge",
+                "void f(void) through the bridge (hot helper)",
+                || bridged(fns.nop, &[]),
+            ),
+            Measure::new(
+                "bridge_add",
+                "add",
+                "bridge",
+                "i64 add(i64, i64) through the bridge",
+                || bridged(fns.add, &add_args),
+            ),
+            Measure::new(
+                "bridge_mix4",
+                "mix4",
+                "bridge",
+                "f64 mix4(i32, f64, i64, f32) through the bridge",
+                || bridged(fns.mix, &mix_args),
+            ),
+        ];
+        for (b, what) in [
+            (
+                &mut socket,
+                "request/response over a unix socket with a helper process",
+            ),
+            (
+                &mut pipe,
+                "request/response over two pipes with a helper process",
+            ),
+            (
+                &mut futex,
+                "futex wait/wake handoff on shared memory with a helper process",
+            ),
+        ] {
+            let mode = b.mode;
+            list.push(Measure::new(
+                &format!("{mode}_null"),
+                "null",
+                mode,
+                what,
+                move || io_ok(mode, b.round_trip(&[])),
+            ));
+        }
+        run_rounds(&mut list, plan.rounds, n, plan.blocks, warm);
+        for m in list {
+            m.report(&mut r);
+        }
     }
 
     // Batches against the same calls made one at a time, interleaved.
     progress("batches");
-    let batch: Vec<(FunctionId, &[Value])> = vec![(fns.nop, &[][..]); BATCH];
-    let (mut batched, mut single) = (Vec::new(), Vec::new());
-    for k in 0..plan.batches + 3 {
-        let t = Instant::now();
-        if let Err(e) = bridge.call_batch(&batch) {
-            return Err(format!("call_batch failed: {e}"));
+    {
+        let (bridge, out) = &mut *hot.borrow_mut();
+        let batch: Vec<(FunctionId, &[Value])> = vec![(fns.nop, &[][..]); BATCH];
+        let (mut batched, mut single) = (Vec::new(), Vec::new());
+        for k in 0..plan.batches + 3 {
+            let t = Instant::now();
+            if let Err(e) = bridge.call_batch(&batch) {
+                return Err(format!("call_batch failed: {e}"));
+            }
+            let b = t.elapsed().as_nanos() as f64 / BATCH as f64;
+            let t = Instant::now();
+            for _ in 0..BATCH {
+                ok(bridge.call_into(fns.nop, &[], out));
+            }
+            let s = t.elapsed().as_nanos() as f64 / BATCH as f64;
+            if k >= 3 {
+                batched.push(b);
+                single.push(s);
+            }
         }
-        let b = t.elapsed().as_nanos() as f64 / BATCH as f64;
-        let t = Instant::now();
-        for _ in 0..BATCH {
-            ok(bridge.call_into(fns.nop, &[], &mut out));
-        }
-        let s = t.elapsed().as_nanos() as f64 / BATCH as f64;
-        if k >= 3 {
-            batched.push(b);
-            single.push(s);
-        }
+        let row = r.timed(
+            "batch_1000",
+            "batch",
+            None,
+            "per batch ÷ 1,000",
+            "1,000 null calls in one call_batch, time per call",
+            batched,
+        );
+        row.rate = Some((1e9 / row.median, "calls/s"));
+        let row = r.timed(
+            "single_1000",
+            "single",
+            None,
+            "per 1,000 calls ÷ 1,000",
+            "the same 1,000 null calls one at a time (call_into), time per call",
+            single,
+        );
+        row.rate = Some((1e9 / row.median, "calls/s"));
     }
-    let row = r.timed(
-        "batch_1000",
-        "batch",
-        None,
-        "per batch ÷ 1,000",
-        "1,000 null calls in one call_batch, time per call",
-        batched,
-    );
-    row.rate = Some((1e9 / row.median, "calls/s"));
-    let row = r.timed(
-        "single_1000",
-        "single",
-        None,
-        "per 1,000 calls ÷ 1,000",
-        "the same 1,000 null calls one at a time (call_into), time per call",
-        single,
-    );
-    row.rate = Some((1e9 / row.median, "calls/s"));
 
     // The payload sweep: every mechanism carries the payload both ways.
     let mut payload_in = vec![0u8; MAX_PAYLOAD];
@@ -705,31 +751,30 @@ fn run(args: &Args) -> Result<(), String> {
         let label = size_label(size);
         progress(&format!("payload sweep, {label}"));
         let samples = plan.sweep_samples(size);
-        let sweep_warm = (samples / 5).clamp(3, 100);
-        let group = format!("bytes/{label}");
+        let sweep_warm = (samples / plan.rounds / 5).clamp(3, 100);
         let payload = vec![0x5au8; size];
-        let inproc_copy = per_call(sweep_warm, samples, || {
-            payload_in[..size].copy_from_slice(bb(&payload));
-            unsafe { nop_bytes(payload_in.as_mut_ptr()) };
-            payload_out[..size].copy_from_slice(&payload_in[..size]);
-            bb(&payload_out);
-        });
         let bytes_args = [Value::Bytes(payload.clone())];
-        let bridged = per_call(sweep_warm, samples, || {
-            ok(bridge.call_into(fns.bytes, &bytes_args, &mut out))
-        });
-        let mut rows = vec![
-            (
+        let payload = &payload;
+        let (pin, pout) = (&mut payload_in, &mut payload_out);
+        let mut list = vec![
+            Measure::new(
                 "in_process",
+                "",
                 "in-process",
                 "copied in, ffb_nop_bytes called directly, copied back out",
-                inproc_copy,
+                move || {
+                    pin[..size].copy_from_slice(bb(payload));
+                    unsafe { nop_bytes(pin.as_mut_ptr()) };
+                    pout[..size].copy_from_slice(&pin[..size]);
+                    bb(&pout);
+                },
             ),
-            (
+            Measure::new(
                 "bridge",
+                "",
                 "bridge",
                 "ffb_nop_bytes(bytes) through the bridge: copied in and back out",
-                bridged,
+                || bridged(fns.bytes, &bytes_args),
             ),
         ];
         for b in [&mut socket, &mut pipe, &mut futex] {
@@ -739,23 +784,26 @@ fn run(args: &Args) -> Result<(), String> {
             } else {
                 "8-byte length + payload sent, read by the helper and sent back"
             };
-            let samples = per_call(sweep_warm, samples, || io_ok(mode, b.round_trip(&payload)));
-            rows.push((mode, mode, what, samples));
+            list.push(Measure::new(mode, "", mode, what, move || {
+                io_ok(mode, b.round_trip(payload))
+            }));
         }
-        for (prefix, mech, what, samples) in rows {
-            let name = format!("{prefix}_bytes_{label}");
+        run_rounds(&mut list, plan.rounds, samples, 0, sweep_warm);
+        for m in list {
+            let name = format!("{}_bytes_{label}", m.name);
             let row = r.timed(
                 &name,
-                &group,
-                Some(mech),
-                per_call_m,
-                &format!("{label} payload: {what}"),
-                samples,
+                &format!("bytes/{label}"),
+                Some(m.mech),
+                PER_CALL,
+                &format!("{label} payload: {}", m.what),
+                m.calls,
             );
             row.rate = Some((2.0 * size as f64 / row.median * 1e9, "B/s"));
-            row.main = mech == "bridge" && size == MIB;
+            row.main = m.mech == "bridge" && size == MIB;
         }
     }
+    let (mut bridge, mut out) = hot.into_inner();
     let src = vec![0x5au8; MIB];
     let mut dst = vec![0u8; MIB];
     let samples = plan.sweep_samples(MIB);
@@ -763,7 +811,7 @@ fn run(args: &Args) -> Result<(), String> {
         "memcpy_2x1MiB",
         "memcpy_2x1MiB",
         None,
-        per_call_m,
+        PER_CALL,
         "two 1 MiB memcpy (the copy-in/copy-out floor)",
         per_call(samples / 5, samples, || {
             dst.copy_from_slice(bb(&src));
@@ -793,7 +841,7 @@ fn run(args: &Args) -> Result<(), String> {
             "bridge_shared_16MiB",
             "shared",
             None,
-            per_call_m,
+            PER_CALL,
             "write 16 MiB into a shared_buffer, then ffb_nop_bytes(Value::Shared)",
             samples,
         );
@@ -803,7 +851,7 @@ fn run(args: &Args) -> Result<(), String> {
             "memcpy_16MiB",
             "memcpy16",
             None,
-            per_call_m,
+            PER_CALL,
             "one plain 16 MiB memcpy",
             per_call(3, plan.zero_copy, || {
                 dst.copy_from_slice(bb(&src));
@@ -815,9 +863,7 @@ fn run(args: &Args) -> Result<(), String> {
 
     // Cost of idle: the helper's CPU time while calls stream, then while idle.
     progress("helper CPU time");
-    let pid = bridge
-        .helper_pid()
-        .ok_or("the bridge has no helper pid")?;
+    let pid = bridge.helper_pid().ok_or("the bridge has no helper pid")?;
     let tick = clock_tick();
     for _ in 0..10_000 {
         ok(bridge.call_into(fns.nop, &[], &mut out));
@@ -994,8 +1040,11 @@ fn run(args: &Args) -> Result<(), String> {
     print_report(&r, &ctx);
     if let Some(path) = &args.json {
         let doc = json_doc(&r, &ctx, &plan);
-        std::fs::write(path, serde_json::to_string_pretty(&doc).expect("json") + "\n")
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&doc).expect("json") + "\n",
+        )
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     if let Some(path) = &args.plot {
         plot(&r, &ctx, path).map_err(|e| format!("drawing {}: {e}", path.display()))?;
@@ -1080,7 +1129,11 @@ fn set_targets(r: &mut Report) {
         mib,
         100_000.0,
         true,
-        format!("{} (2x memcpy {})", human(mib), human(r.median("memcpy_2x1MiB"))),
+        format!(
+            "{} (2x memcpy {})",
+            human(mib),
+            human(r.median("memcpy_2x1MiB"))
+        ),
         "per-call median",
     );
     let zc = r.median("memcpy_16MiB") / r.median("bridge_shared_16MiB");
@@ -1093,7 +1146,10 @@ fn set_targets(r: &mut Report) {
         format!(
             "{}x ({} vs {})",
             fmt_ratio(zc),
-            fmt_rate(16.0 * MIB as f64 / r.median("bridge_shared_16MiB") * 1e9, "B/s"),
+            fmt_rate(
+                16.0 * MIB as f64 / r.median("bridge_shared_16MiB") * 1e9,
+                "B/s"
+            ),
             fmt_rate(16.0 * MIB as f64 / r.median("memcpy_16MiB") * 1e9, "B/s")
         ),
         "per-call medians",
@@ -1202,7 +1258,10 @@ fn print_report(r: &Report, ctx: &Context) {
             row.p99.map_or("-".into(), |v| fmt_value(v, row.unit)),
         ];
         for mech in BASELINES {
-            line.push(r.ratio(row, mech).map_or("-".into(), |x| fmt_ratio(x) + "x"));
+            line.push(
+                r.ratio(row, mech)
+                    .map_or("-".into(), |x| fmt_ratio(x) + "x"),
+            );
         }
         line.push(row.rate.map_or("-".into(), |(v, u)| fmt_rate(v, u)));
         let verdicts: Vec<String> = r
@@ -1219,10 +1278,15 @@ fn print_report(r: &Report, ctx: &Context) {
         line.push(row.what.clone());
         table.push(line);
     }
-    print_table(&table, &[false, true, true, true, true, true, true, true, false]);
+    print_table(
+        &table,
+        &[false, true, true, true, true, true, true, true, false],
+    );
 
     println!();
-    println!("Payload sweep: median round trip with the payload carried both ways (p99 in brackets);");
+    println!(
+        "Payload sweep: median round trip with the payload carried both ways (p99 in brackets);"
+    );
     println!("the ratio after each baseline is that baseline ÷ the bridge (for in-process: bridge ÷ it).");
     println!();
     let mut table = vec![vec![
@@ -1256,11 +1320,17 @@ fn print_report(r: &Report, ctx: &Context) {
             ("futex", "futex"),
         ] {
             line.push(cell(prefix));
-            line.push(r.ratio(bridge, mech).map_or("-".into(), |x| fmt_ratio(x) + "x"));
+            line.push(
+                r.ratio(bridge, mech)
+                    .map_or("-".into(), |x| fmt_ratio(x) + "x"),
+            );
         }
         table.push(line);
     }
-    print_table(&table, &[false, true, true, true, true, true, true, true, true]);
+    print_table(
+        &table,
+        &[false, true, true, true, true, true, true, true, true],
+    );
 
     println!();
     let met = r.targets.iter().filter(|t| t.met()).count();
@@ -1409,11 +1479,23 @@ fn json_doc(r: &Report, ctx: &Context, plan: &Plan) -> serde_json::Value {
 fn plot(r: &Report, ctx: &Context, path: &Path) -> Result<(), String> {
     use plotters::prelude::*;
     let series: Vec<(&str, RGBColor, Vec<(f64, f64)>)> = [
-        ("ffb bridge (bytes copied in and out)", "bridge", RGBColor(200, 30, 30)),
-        ("in-process call + 2 memcpy", "in-process", RGBColor(60, 60, 60)),
+        (
+            "ffb bridge (bytes copied in and out)",
+            "bridge",
+            RGBColor(200, 30, 30),
+        ),
+        (
+            "in-process call + 2 memcpy",
+            "in-process",
+            RGBColor(60, 60, 60),
+        ),
         ("unix socket helper", "socket", RGBColor(30, 90, 200)),
         ("pipe helper", "pipe", RGBColor(30, 150, 60)),
-        ("futex helper (shared memory)", "futex", RGBColor(200, 130, 0)),
+        (
+            "futex helper (shared memory)",
+            "futex",
+            RGBColor(200, 130, 0),
+        ),
     ]
     .into_iter()
     .map(|(label, mech, color)| {
@@ -1440,6 +1522,9 @@ fn plot(r: &Report, ctx: &Context, path: &Path) -> Result<(), String> {
         10f64.powf((lo * 0.8).log10().floor()),
         10f64.powf((hi * 1.25).log10().ceil()),
     );
+    let decades: Vec<f64> = (lo.log10().round() as i32..=hi.log10().round() as i32)
+        .map(|p| 10f64.powi(p))
+        .collect();
     let e = |e: DrawingAreaErrorKind<_>| e.to_string();
     let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
@@ -1453,22 +1538,18 @@ fn plot(r: &Report, ctx: &Context, path: &Path) -> Result<(), String> {
         .x_label_area_size(50)
         .y_label_area_size(70)
         .build_cartesian_2d(
-            (32f64..(8 * MIB) as f64).log_scale(),
-            (lo..hi).log_scale(),
+            (32f64..(8 * MIB) as f64)
+                .log_scale()
+                .with_key_points(SWEEP.iter().map(|&s| s as f64).collect()),
+            (lo..hi).log_scale().with_key_points(decades),
         )
         .map_err(e)?;
     chart
         .configure_mesh()
         .x_desc("payload each way (bytes)")
-        .y_desc("median round trip (µs)")
-        .x_label_formatter(&|v| size_label_approx(*v))
-        .y_label_formatter(&|v| {
-            if *v >= 1.0 {
-                format!("{v:.0}")
-            } else {
-                format!("{v}")
-            }
-        })
+        .y_desc("median round trip")
+        .x_label_formatter(&|v| pretty_size(*v))
+        .y_label_formatter(&|v| human(v * 1e3))
         .draw()
         .map_err(e)?;
     for (label, color, points) in series {
@@ -1476,7 +1557,9 @@ fn plot(r: &Report, ctx: &Context, path: &Path) -> Result<(), String> {
             .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(4))
             .map_err(e)?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+            });
     }
     chart
         .configure_series_labels()
@@ -1551,7 +1634,7 @@ fn size_label(size: usize) -> String {
     }
 }
 
-fn size_label_approx(v: f64) -> String {
+fn pretty_size(v: f64) -> String {
     if v >= MIB as f64 {
         format!("{} MiB", trim(v / MIB as f64))
     } else if v >= KIB as f64 {
