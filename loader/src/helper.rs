@@ -162,7 +162,12 @@ impl Helper {
             policy: spec.policy.clone(),
             library: spec.library.clone(),
             spin: AdaptiveSpin::new(spec.host_spin),
-            wake_spin: AdaptiveSpin::new(spec.host_spin.max(WAKE_SPIN)),
+            // Spinning set to zero means none at all, even through a wake-up.
+            wake_spin: AdaptiveSpin::new(if spec.host_spin.is_zero() {
+                Duration::ZERO
+            } else {
+                spec.host_spin.max(WAKE_SPIN)
+            }),
             killed: None,
             ended: None,
             audit: spec.audit.clone(),

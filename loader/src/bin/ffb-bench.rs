@@ -161,6 +161,7 @@ struct Plan {
     busy_cpu: Duration,
     idle_cpu: Duration,
     wake_samples: usize,
+    bursts: usize,
     load_samples: usize,
     load_budget: Duration,
 }
@@ -182,6 +183,7 @@ impl Plan {
             busy_cpu: Duration::from_millis(500),
             idle_cpu: Duration::from_secs(if quick { 1 } else { 2 }),
             wake_samples: if quick { 50 } else { 200 },
+            bursts: if quick { 10 } else { 30 },
             load_samples: if quick { 3000 } else { 20_000 },
             load_budget: Duration::from_secs(if quick { 3 } else { 8 }),
         }
@@ -355,10 +357,19 @@ fn summarize(mut samples: Vec<f64>) -> (f64, f64, usize) {
     (at(0.5), at(0.99), samples.len())
 }
 
-/// Times each of `n` calls (after `warm` untimed ones) with an `Instant` pair.
+/// The least warm-up before each per-call measurement: the bridge's spin
+/// budgets adapt over many calls, and a helper that was idle may take
+/// thousands of calls to spin again (the `bridge_burst_after_idle` row).
+const MIN_WARM: Duration = Duration::from_millis(20);
+
+/// Times each of `n` calls with an `Instant` pair, after at least `warm`
+/// untimed ones and [`MIN_WARM`].
 fn per_call(warm: usize, n: usize, mut f: impl FnMut()) -> Vec<f64> {
-    for _ in 0..warm {
+    let t = Instant::now();
+    let mut done = 0;
+    while done < warm || t.elapsed() < MIN_WARM {
         f();
+        done += 1;
     }
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
@@ -949,6 +960,28 @@ fn run(args: &Args) -> Result<(), String> {
         "per call, 12 ms idle before each",
         "first futex round trip after 12 ms idle (interleaved with the row above)",
         f_wake,
+    );
+
+    // Back-to-back calls right after idling: how soon the helper spins again.
+    progress("calls right after idle");
+    let mut burst = Vec::with_capacity(plan.bursts);
+    for _ in 0..plan.bursts {
+        std::thread::sleep(IDLE_GAP);
+        ok(bridge.call_into(fns.nop, &[], &mut out));
+        std::thread::sleep(IDLE_GAP);
+        let t = Instant::now();
+        for _ in 0..BLOCK {
+            ok(bridge.call_into(fns.nop, &[], &mut out));
+        }
+        burst.push(t.elapsed().as_nanos() as f64 / BLOCK as f64);
+    }
+    r.timed(
+        "bridge_burst_after_idle",
+        "null/block",
+        Some("bridge"),
+        "first 1,000 calls after idle, time per call",
+        "1,000 back-to-back null calls right after the helper idled twice for 12 ms (vs bridge_null/blk)",
+        burst,
     );
 
     // Under load: a CPU hog on every core; bridge and futex interleaved.
