@@ -65,6 +65,17 @@ pub struct CallOutput {
     pub effects: &'static EffectSet,
 }
 
+impl Default for CallOutput {
+    /// An empty output to pass to [`Bridge::call_into`], which fills it.
+    fn default() -> Self {
+        CallOutput {
+            ret: Value::Null,
+            out: Vec::new(),
+            effects: call_effects(),
+        }
+    }
+}
+
 /// Default size of a helper's shared arena.
 pub const DEFAULT_ARENA: usize = 64 << 20;
 /// Default bound on a returned `cstr`.
@@ -580,11 +591,7 @@ impl Bridge {
     /// Calls `f` with one value per parameter that takes one (`out[N]` takes
     /// none). On failure nothing the caller owns has changed.
     pub fn call(&mut self, f: FunctionId, args: &[Value]) -> Result<CallOutput> {
-        let mut out = CallOutput {
-            ret: Value::Null,
-            out: Vec::new(),
-            effects: call_effects(),
-        };
+        let mut out = CallOutput::default();
         self.call_into(f, args, &mut out)?;
         Ok(out)
     }
@@ -624,15 +631,7 @@ impl Bridge {
             Some(f),
         )?;
         let ret = self.decode_ret(f, response.ret)?;
-        let Bridge {
-            helper,
-            handles,
-            layout,
-            generation,
-            ..
-        } = self;
-        let arena = helper.as_ref().expect("alive after a response").arena();
-        copy_out(arena, layout, &mut out.out, *generation, handles);
+        self.copy_out(0..self.layout.len(), &mut out.out);
         out.ret = ret;
         out.effects = call_effects();
         Ok(())
@@ -751,16 +750,8 @@ impl Bridge {
                     })
                 }
             };
-            let Bridge {
-                helper,
-                handles,
-                layout,
-                generation,
-                ..
-            } = &mut *self;
-            let arena = helper.as_ref().expect("checked above").arena();
             let mut out = Vec::new();
-            copy_out(arena, &layout[start..end], &mut out, *generation, handles);
+            self.copy_out(start..end, &mut out);
             outputs.push(CallOutput {
                 ret,
                 out,
@@ -779,6 +770,20 @@ impl Bridge {
                 })
             }
         }
+    }
+
+    /// Copies out the values behind the pointer parameters laid out in
+    /// `slots` (a range of the current layout) after a response.
+    fn copy_out(&mut self, slots: std::ops::Range<usize>, out: &mut Vec<Option<Value>>) {
+        let Bridge {
+            helper,
+            handles,
+            layout,
+            generation,
+            ..
+        } = self;
+        let arena = helper.as_ref().expect("alive after a response").arena();
+        copy_out(arena, &layout[slots], out, *generation, handles);
     }
 
     /// A buffer of `len` bytes inside the shared arena, for zero-copy calls:

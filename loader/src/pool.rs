@@ -77,7 +77,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::bridge::{call_effects, BatchFailure, Bridge, BridgeBuilder, CallOutput, FunctionId};
+use crate::bridge::{BatchFailure, Bridge, BridgeBuilder, CallOutput, FunctionId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::value::{Handle, Value};
 
@@ -326,11 +326,7 @@ impl Pool {
     /// Calls a declared function on a member: the one that owns the handles
     /// among `args`, if any, else any member. See [`Bridge::call`].
     pub fn call<'a>(&self, f: impl Into<Callee<'a>>, args: &[Value]) -> Result<CallOutput> {
-        let mut out = CallOutput {
-            ret: Value::Null,
-            out: Vec::new(),
-            effects: call_effects(),
-        };
+        let mut out = CallOutput::default();
         self.call_into(f, args, &mut out)?;
         Ok(out)
     }

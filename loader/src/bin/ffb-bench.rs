@@ -715,6 +715,7 @@ fn run(args: &Args) -> Result<(), String> {
 
     // Batches against the same calls made one at a time, interleaved.
     progress("batches");
+    per_call(BLOCK, 0, || bridged(fns.nop, &[]));
     {
         let (bridge, out) = &mut *hot.borrow_mut();
         let batch: Vec<(FunctionId, &[Value])> = vec![(fns.nop, &[][..]); BATCH];
@@ -876,9 +877,7 @@ fn run(args: &Args) -> Result<(), String> {
     progress("helper CPU time");
     let pid = bridge.helper_pid().ok_or("the bridge has no helper pid")?;
     let tick = clock_tick();
-    for _ in 0..10_000 {
-        ok(bridge.call_into(fns.nop, &[], &mut out));
-    }
+    per_call(10_000, 0, || ok(bridge.call_into(fns.nop, &[], &mut out)));
     let respawns = bridge.respawns();
     let c0 = cpu_ticks(pid)?;
     let t = Instant::now();
