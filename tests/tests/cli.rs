@@ -2,11 +2,12 @@
 //! run as real processes (`std::process::Command`) against the C fixtures,
 //! the hostile corpus and the system's libz.
 //!
-//! Every run gets `FFB_SHIM` (the freshly built helper), no inherited
-//! `FFB_BRIDGE_MODE`, and `RUST_BACKTRACE=1`, so that a panic anywhere would
-//! show up as "panicked"/"backtrace" text, which [`run`] rejects for every
-//! command. Every child has a watchdog ([`DEADLINE`]): a hang fails the test
-//! instead of blocking the suite. There are no timing assertions beyond the
+//! The processes are run by [`ffb_tests::cli`]: every run gets `FFB_SHIM`
+//! (the freshly built helper), no inherited `FFB_BRIDGE_MODE`, and
+//! `RUST_BACKTRACE=1`, so that a panic anywhere would show up as
+//! "panicked"/"backtrace" text, which [`run`] rejects for every command.
+//! Every child has a watchdog ([`DEADLINE`]): a hang fails the test instead
+//! of blocking the suite. There are no timing assertions beyond the
 //! structure of `--repeat`'s report.
 //!
 //! Where a command must not spawn anything (bridge mode off, bad usage), the
@@ -15,176 +16,23 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ffb_tests::{ffb_bin, fixture_lib, hostile_lib, shim_bin};
+use ffb_tests::cli::{
+    ffb, ffb_run, path_str, read_all, refused, run, single_json_object, wait_with_deadline, Run,
+    Scratch, Sentinel, DEADLINE,
+};
+use ffb_tests::{fixture_lib, hostile_lib};
 use serde_json::{json, Value as Json};
-
-/// How long any single ffb process (or session response) may take before the
-/// test gives up on it. Generous: it is a hang detector, not a benchmark.
-const DEADLINE: Duration = Duration::from_secs(120);
 
 // ---------------------------------------------------------------------------
 // support
 // ---------------------------------------------------------------------------
-
-/// The outcome of one finished `ffb` process.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Asserts the exit status, showing everything on failure.
-    fn expect_code(&self, code: i32) -> &Self {
-        self.expect_code_for(code, "")
-    }
-
-    /// Like [`Run::expect_code`], naming the case in the failure message.
-    fn expect_code_for(&self, code: i32, case: &str) -> &Self {
-        assert_eq!(self.code, code, "{case}: unexpected exit status\n{self:#?}");
-        self
-    }
-
-    /// The single JSON object on stdout (see [`single_json_object`]).
-    fn json(&self) -> Json {
-        single_json_object(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not exactly one JSON object: {e}\n{self:#?}"))
-    }
-
-    /// Asserts that stderr is exactly one non-empty line and returns it.
-    fn one_stderr_line(&self) -> &str {
-        one_line(&self.stderr).unwrap_or_else(|e| panic!("stderr: {e}\n{self:#?}"))
-    }
-
-    /// Asserts that stdout is exactly one non-empty line and returns it.
-    fn one_stdout_line(&self) -> &str {
-        one_line(&self.stdout).unwrap_or_else(|e| panic!("stdout: {e}\n{self:#?}"))
-    }
-}
-
-/// `text` must be exactly one non-blank line (with or without a final `\n`).
-fn one_line(text: &str) -> Result<&str, String> {
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    if body.trim().is_empty() {
-        return Err("expected exactly one line, got nothing".into());
-    }
-    if body.contains('\n') {
-        return Err(format!(
-            "expected exactly one line, got {}",
-            body.lines().count()
-        ));
-    }
-    Ok(body)
-}
-
-/// `stdout` must hold exactly one JSON value, an object, and nothing else but
-/// whitespace.
-fn single_json_object(stdout: &str) -> Result<Json, String> {
-    let values = serde_json::Deserializer::from_str(stdout)
-        .into_iter::<Json>()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("invalid JSON ({e})"))?;
-    match values.as_slice() {
-        [v @ Json::Object(_)] => Ok(v.clone()),
-        [other] => Err(format!("not an object: {other}")),
-        vs => Err(format!("{} JSON values", vs.len())),
-    }
-}
-
-/// A `Command` for the ffb binary with the test environment.
-fn ffb() -> Command {
-    let mut cmd = Command::new(ffb_bin());
-    cmd.env("FFB_SHIM", shim_bin())
-        .env_remove("FFB_BRIDGE_MODE")
-        .env("RUST_BACKTRACE", "1");
-    cmd
-}
-
-/// Runs `cmd` to completion with `stdin` (or /dev/null), under the watchdog.
-/// Fails the test on a hang, on death by signal, and on any panic or
-/// backtrace text on stderr.
-fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let writer = stdin.map(|bytes| {
-        let mut pipe = child.stdin.take().expect("piped stdin");
-        let bytes = bytes.to_vec();
-        // A broken pipe just means ffb stopped reading early.
-        thread::spawn(move || drop(pipe.write_all(&bytes)))
-    });
-    let out = read_all(child.stdout.take().expect("piped stdout"));
-    let err = read_all(child.stderr.take().expect("piped stderr"));
-    let status = wait_with_deadline(&mut child, &format!("{cmd:?}"));
-    if let Some(w) = writer {
-        w.join().expect("stdin writer");
-    }
-    let r = Run {
-        code: status.code().unwrap_or_else(|| {
-            panic!("{cmd:?} was killed by a signal: {status:?}");
-        }),
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
-    };
-    for forbidden in ["panicked", "backtrace", "RUST_BACKTRACE"] {
-        assert!(
-            !r.stderr.contains(forbidden) && !r.stdout.contains(forbidden),
-            "{forbidden:?} in the output of {cmd:?}\n{r:#?}"
-        );
-    }
-    r
-}
-
-fn read_all(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        pipe.read_to_end(&mut bytes).expect("reading a pipe");
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-fn wait_with_deadline(child: &mut Child, what: &str) -> std::process::ExitStatus {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {DEADLINE:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// `ffb ARGS...`.
-fn ffb_run(args: &[&str]) -> Run {
-    let mut cmd = ffb();
-    cmd.args(args);
-    run(cmd, None)
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("test paths are UTF-8")
-}
 
 /// `ffb call --bridge-mode --json --lib LIB --sig SIG ARGS...`: the run and
 /// its single JSON object.
@@ -229,122 +77,27 @@ fn call_err(lib: &Path, sig: &str, options: &[&str], args: &[&str], code: i32) -
     e
 }
 
-static SCRATCH: AtomicUsize = AtomicUsize::new(0);
-
-/// A private temporary directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let n = SCRATCH.fetch_add(1, Ordering::SeqCst);
-        let dir =
-            std::env::temp_dir().join(format!("ffb-cli-test-{}-{tag}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("creating a scratch dir");
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str, contents: &[u8]) -> PathBuf {
-        let p = self.0.join(name);
-        fs::write(&p, contents).expect("writing a scratch file");
-        p
-    }
+/// `ffb call --bridge-mode OPTIONS... --lib FIXTURE --sig SIG ARGS...` with a
+/// sentinel shim, expecting bad usage: exit 2, nothing spawned (see
+/// [`refused`]).
+fn usage_run(options: &[&str], sig: &str, args: &[&str]) -> Run {
+    let case = format!("{} {args:?}", [options, &[sig]].concat().join(" "));
+    let mut all = vec!["call", "--bridge-mode"];
+    all.extend_from_slice(options);
+    all.extend_from_slice(&["--lib", path_str(fixture_lib()), "--sig", sig]);
+    all.extend_from_slice(args);
+    refused(&case, &all, None)
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A fake `ffb-shim` that records being started. ffb starts the shim (as its
-/// fork server) before any helper exists, so "the sentinel never ran" means
-/// "nothing was spawned".
-struct Sentinel {
-    dir: Scratch,
-}
-
-impl Sentinel {
-    fn new() -> Sentinel {
-        let dir = Scratch::new("sentinel");
-        let script = dir.file(
-            "ffb-shim",
-            b"#!/bin/sh\n: > \"$(dirname \"$0\")/spawned\"\nexit 1\n",
-        );
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod");
-        Sentinel { dir }
-    }
-
-    fn shim(&self) -> PathBuf {
-        self.dir.0.join("ffb-shim")
-    }
-
-    /// Runs `ffb ARGS...` (stdin from `stdin`) with this sentinel as the shim.
-    fn run(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
-        let mut cmd = ffb();
-        cmd.env("FFB_SHIM", self.shim()).args(args);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        run(cmd, stdin)
-    }
-
-    fn assert_not_spawned(&self, what: &str) {
-        assert!(
-            !self.dir.0.join("spawned").exists(),
-            "{what}: ffb started the shim although it must spawn nothing"
-        );
-    }
-
-    /// Like [`Sentinel::assert_not_spawned`], showing the run.
-    fn assert_run_spawned_nothing(&self, what: &str, r: &Run) {
-        assert!(
-            !self.dir.0.join("spawned").exists(),
-            "{what}: ffb started the shim although it must spawn nothing\n{r:#?}"
-        );
-    }
-}
-
-/// `ffb call --bridge-mode --lib FIXTURE --sig SIG ARGS...` with a sentinel
-/// shim, expecting bad usage: exit 2, nothing on stdout, one line on stderr,
-/// nothing spawned. Returns the stderr line.
+/// [`usage_run`] without `--json`: nothing on stdout, one line on stderr.
+/// Returns the stderr line.
 fn usage_error(sig: &str, args: &[&str]) -> String {
-    let sentinel = Sentinel::new();
-    let mut all = vec![
-        "call",
-        "--bridge-mode",
-        "--lib",
-        path_str(fixture_lib()),
-        "--sig",
-        sig,
-    ];
-    all.extend_from_slice(args);
-    let r = sentinel.run(&all, &[], None);
-    sentinel.assert_run_spawned_nothing(&format!("{sig} {args:?}"), &r);
-    r.expect_code_for(2, &format!("{sig} {args:?}"));
-    assert_eq!(
-        r.stdout, "",
-        "stdout must be empty on a usage error\n{r:#?}"
-    );
-    r.one_stderr_line().to_string()
+    usage_run(&[], sig, args).expect_usage_error().to_string()
 }
 
-/// Like [`usage_error`] with `--json`: the single stdout object's error kind.
+/// [`usage_run`] with `--json`: the single stdout object's error kind.
 fn usage_error_kind(sig: &str, args: &[&str]) -> String {
-    let sentinel = Sentinel::new();
-    let mut all = vec![
-        "call",
-        "--bridge-mode",
-        "--json",
-        "--lib",
-        path_str(fixture_lib()),
-        "--sig",
-        sig,
-    ];
-    all.extend_from_slice(args);
-    let r = sentinel.run(&all, &[], None);
-    sentinel.assert_run_spawned_nothing(&format!("--json {sig} {args:?}"), &r);
-    r.expect_code_for(2, &format!("--json {sig} {args:?}"));
+    let r = usage_run(&["--json"], sig, args);
     let j = r.json();
     assert_eq!(j["ok"], json!(false), "{r:#?}");
     j["error"]["kind"]
@@ -360,15 +113,26 @@ fn usage_error_kind(sig: &str, args: &[&str]) -> String {
 const NOP: &str = "ffb_nop() -> void";
 const ID_I32: &str = "ffb_id_i32(i32) -> i32";
 
+/// `ffb call --json --lib FIXTURE --sig ID_I32 5`, without `--bridge-mode`.
+fn id_call_json() -> [&'static str; 7] {
+    [
+        "call",
+        "--json",
+        "--lib",
+        path_str(fixture_lib()),
+        "--sig",
+        ID_I32,
+        "5",
+    ]
+}
+
 #[test]
 fn call_without_bridge_mode_is_one_line_exit_2_and_spawns_nothing() {
     let sentinel = Sentinel::new();
     let lib = path_str(fixture_lib());
     for env in [&[][..], &[("FFB_BRIDGE_MODE", "0")][..]] {
         let r = sentinel.run(&["call", "--lib", lib, "--sig", ID_I32, "5"], env, None);
-        r.expect_code(2);
-        assert_eq!(r.stdout, "", "{r:#?}");
-        let line = r.one_stderr_line();
+        let line = r.expect_usage_error();
         assert!(line.contains("--bridge-mode"), "must name the flag: {line}");
     }
     sentinel.assert_not_spawned("call without bridge mode");
@@ -376,21 +140,7 @@ fn call_without_bridge_mode_is_one_line_exit_2_and_spawns_nothing() {
 
 #[test]
 fn call_without_bridge_mode_json_is_one_bridge_disabled_object() {
-    let sentinel = Sentinel::new();
-    let r = sentinel.run(
-        &[
-            "call",
-            "--json",
-            "--lib",
-            path_str(fixture_lib()),
-            "--sig",
-            ID_I32,
-            "5",
-        ],
-        &[],
-        None,
-    );
-    r.expect_code(2);
+    let r = refused("call --json without bridge mode", &id_call_json(), None);
     let j = r.json();
     assert_eq!(j["ok"], json!(false), "{j}");
     assert_eq!(j["error"]["kind"], json!("bridge_disabled"), "{j}");
@@ -400,36 +150,24 @@ fn call_without_bridge_mode_json_is_one_bridge_disabled_object() {
             .is_some_and(|m| m.contains("--bridge-mode")),
         "{j}"
     );
-    sentinel.assert_not_spawned("call --json without bridge mode");
 }
 
 #[test]
 fn session_without_bridge_mode_refuses_and_spawns_nothing() {
-    let sentinel = Sentinel::new();
     let request = format!("{{\"id\":1,\"sig\":\"{NOP}\"}}\n");
-    let r = sentinel.run(
+    let r = refused(
+        "session without bridge mode",
         &["session", "--lib", path_str(fixture_lib())],
-        &[],
         Some(request.as_bytes()),
     );
-    r.expect_code(2);
     let j = r.json();
     assert_eq!(j["error"]["kind"], json!("bridge_disabled"), "{j}");
-    sentinel.assert_not_spawned("session without bridge mode");
 }
 
 #[test]
 fn env_var_enables_bridge_mode_instead_of_the_flag() {
     let mut cmd = ffb();
-    cmd.env("FFB_BRIDGE_MODE", "1").args([
-        "call",
-        "--json",
-        "--lib",
-        path_str(fixture_lib()),
-        "--sig",
-        ID_I32,
-        "5",
-    ]);
+    cmd.env("FFB_BRIDGE_MODE", "1").args(id_call_json());
     let r = run(cmd, None);
     r.expect_code(0);
     assert_eq!(r.json()["ret"], json!(5), "{r:#?}");
@@ -454,9 +192,17 @@ fn env_var_enables_bridge_mode_instead_of_the_flag() {
 #[test]
 fn unknown_flags_and_commands_are_one_line_exit_2_without_panic_text() {
     let lib = path_str(fixture_lib());
-    let cases: &[(&[&str], &str)] = &[
+    // `ffb call --bridge-mode --lib FIXTURE --sig NOP EXTRA...`
+    let nop = |extra: &[&'static str]| {
+        [
+            &["call", "--bridge-mode", "--lib", lib, "--sig", NOP][..],
+            extra,
+        ]
+        .concat()
+    };
+    let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            &[
+            vec![
                 "call",
                 "--bridge-mode",
                 "--bogus",
@@ -468,7 +214,7 @@ fn unknown_flags_and_commands_are_one_line_exit_2_without_panic_text() {
             "--bogus",
         ),
         (
-            &[
+            vec![
                 "call",
                 "--bridge-mode",
                 "--json",
@@ -481,63 +227,27 @@ fn unknown_flags_and_commands_are_one_line_exit_2_without_panic_text() {
             "--frob",
         ),
         (
-            &["session", "--bridge-mode", "--lib", lib, "--bogus"],
+            vec!["session", "--bridge-mode", "--lib", lib, "--bogus"],
             "--bogus",
         ),
-        (&["--bogus"], "--bogus"),
-        (&["frobnicate"], "frobnicate"),
+        (vec!["--bogus"], "--bogus"),
+        (vec!["frobnicate"], "frobnicate"),
+        (nop(&["--repeat", "0"]), "--repeat"),
+        (nop(&["--repeat", "many"]), "--repeat"),
+        (nop(&["--timeout-ms", "x"]), "--timeout-ms"),
         (
-            &[
-                "call",
-                "--bridge-mode",
-                "--lib",
-                lib,
-                "--sig",
-                NOP,
-                "--repeat",
-                "0",
-            ],
-            "--repeat",
+            vec!["call", "--bridge-mode", "--lib", lib, "--sig"],
+            "--sig",
         ),
-        (
-            &[
-                "call",
-                "--bridge-mode",
-                "--lib",
-                lib,
-                "--sig",
-                NOP,
-                "--repeat",
-                "many",
-            ],
-            "--repeat",
-        ),
-        (
-            &[
-                "call",
-                "--bridge-mode",
-                "--lib",
-                lib,
-                "--sig",
-                NOP,
-                "--timeout-ms",
-                "x",
-            ],
-            "--timeout-ms",
-        ),
-        (&["call", "--bridge-mode", "--lib", lib, "--sig"], "--sig"),
     ];
     for (args, named) in cases {
-        let sentinel = Sentinel::new();
-        let r = sentinel.run(args, &[], None);
-        r.expect_code(2);
-        assert_eq!(r.stdout, "", "{args:?}\n{r:#?}");
-        let line = r.one_stderr_line();
+        let case = format!("{args:?}");
+        let r = refused(&case, &args, None);
+        let line = r.expect_usage_error_for(&case);
         assert!(
             line.contains(named),
-            "{args:?}: the line should name {named}: {line}"
+            "{case}: the line should name {named}: {line}"
         );
-        sentinel.assert_not_spawned(&format!("{args:?}"));
     }
 }
 
@@ -551,9 +261,7 @@ fn missing_required_option_is_one_line_naming_it() {
     ];
     for (args, named) in cases {
         let r = ffb_run(args);
-        r.expect_code(2);
-        assert_eq!(r.stdout, "", "{args:?}\n{r:#?}");
-        let line = r.one_stderr_line();
+        let line = r.expect_usage_error_for(&format!("{args:?}"));
         assert!(
             line.contains(named),
             "{args:?}: the one line should say that {named} is missing: {line}"
@@ -731,7 +439,7 @@ fn text_hex_and_file_arguments_for_cstr_and_bytes() {
     let lib = fixture_lib();
     let scratch = Scratch::new("args");
     let text_file = scratch.file("text.txt", b"read from a file");
-    let bin_file = scratch.file("bin.dat", &[0x00, 0x01, 0xff, 0x0a]);
+    let bin_file = scratch.file("bin.dat", [0x00, 0x01, 0xff, 0x0a]);
     let at_text = format!("@{}", text_file.display());
     let at_bin = format!("@{}", bin_file.display());
 
@@ -972,18 +680,21 @@ fn load_failures_are_exit_1() {
 #[test]
 fn helper_stdio_is_not_ffb_output() {
     const FORGED: [&str; 2] = ["FFB-FAKE-STDERR", "999"];
+    let no_forgery = |r: &Run| {
+        for s in FORGED {
+            assert!(
+                !r.stdout.contains(s) && !r.stderr.contains(s),
+                "the helper's forged output leaked into ffb's: {r:#?}"
+            );
+        }
+    };
     let lib = hostile_lib();
     let sig = "ffb_print_fake() -> i32";
     let (r, j) = call_json(lib, sig, &[]);
     r.expect_code(0);
     assert_eq!(j["ok"], json!(true), "{r:#?}");
     assert_eq!(j["ret"], json!(7), "{r:#?}");
-    for s in FORGED {
-        assert!(
-            !r.stdout.contains(s) && !r.stderr.contains(s),
-            "the helper's forged output leaked into ffb's: {r:#?}"
-        );
-    }
+    no_forgery(&r);
 
     let r = ffb_run(&[
         "call",
@@ -995,16 +706,11 @@ fn helper_stdio_is_not_ffb_output() {
     ]);
     r.expect_code(0);
     assert!(r.one_stdout_line().contains('7'), "{r:#?}");
-    for s in FORGED {
-        assert!(
-            !r.stdout.contains(s) && !r.stderr.contains(s),
-            "the helper's forged output leaked into ffb's: {r:#?}"
-        );
-    }
+    no_forgery(&r);
 
     // --extension-output is where it goes instead.
     let scratch = Scratch::new("extout");
-    let file = scratch.0.join("extension.log");
+    let file = scratch.path("extension.log");
     let (r, j) = call_json_with(lib, sig, &["--extension-output", path_str(&file)], &[]);
     r.expect_code(0);
     assert_eq!(j["ret"], json!(7), "{r:#?}");
@@ -1402,54 +1108,54 @@ fn help(args: &[&str]) -> String {
     r.stdout
 }
 
-#[test]
-fn help_mentions_every_flag() {
-    let top = help(&["--help"]);
-    for word in [
-        "call",
-        "session",
-        "--help",
-        "--version",
-        "--bridge-mode",
-        "FFB_BRIDGE_MODE",
-    ] {
-        assert!(top.contains(word), "ffb --help lacks {word}:\n{top}");
-    }
-    let call = help(&["call", "--help"]);
-    for word in [
-        "--bridge-mode",
-        "--lib",
-        "--sig",
-        "--policy",
-        "--timeout-ms",
-        "--json",
-        "--repeat",
-        "--extension-output",
-        "--help",
-        "ARG",
-        "hex:",
-        "@PATH",
-        "out[N]",
-    ] {
-        assert!(call.contains(word), "ffb call --help lacks {word}:\n{call}");
-    }
-    let session = help(&["session", "--help"]);
-    for word in [
-        "--bridge-mode",
-        "--lib",
-        "--policy",
-        "--timeout-ms",
-        "--extension-output",
-        "--help",
-        "\"id\"",
-        "\"sig\"",
-        "\"args\"",
-    ] {
+/// `ffb ARGS...` (a help request) must mention every one of `words`.
+fn help_mentions(args: &[&str], words: &[&str]) {
+    let text = help(args);
+    for word in words {
         assert!(
-            session.contains(word),
-            "ffb session --help lacks {word}:\n{session}"
+            text.contains(word),
+            "ffb {} lacks {word}:\n{text}",
+            args.join(" ")
         );
     }
+}
+
+#[test]
+fn help_mentions_every_flag() {
+    help_mentions(
+        &["--help"],
+        &[
+            "call",
+            "session",
+            "--help",
+            "--version",
+            "--bridge-mode",
+            "FFB_BRIDGE_MODE",
+        ],
+    );
+    // Both subcommands take these.
+    let shared = [
+        "--bridge-mode",
+        "--lib",
+        "--policy",
+        "--timeout-ms",
+        "--extension-output",
+        "--help",
+    ];
+    help_mentions(
+        &["call", "--help"],
+        &[
+            &shared[..],
+            &[
+                "--sig", "--json", "--repeat", "ARG", "hex:", "@PATH", "out[N]",
+            ],
+        ]
+        .concat(),
+    );
+    help_mentions(
+        &["session", "--help"],
+        &[&shared[..], &["\"id\"", "\"sig\"", "\"args\""]].concat(),
+    );
     // The short forms work too.
     help(&["-h"]);
     help(&["call", "-h"]);

@@ -3,10 +3,12 @@
 //! `session`, and `ffb policy check | explain | lint | learn`, run as real
 //! processes against the hostile corpus.
 //!
-//! Every run gets `FFB_SHIM` (the freshly built helper), no inherited
-//! `FFB_BRIDGE_MODE`, `RUST_BACKTRACE=1` (so a panic shows up as text that
-//! [`run`] rejects) and a watchdog ([`DEADLINE`]). Where nothing may be
-//! spawned, `FFB_SHIM` points at a [`Sentinel`] script that records any start.
+//! The processes are run by [`ffb_tests::cli`]: every run gets `FFB_SHIM`
+//! (the freshly built helper), no inherited `FFB_BRIDGE_MODE`,
+//! `RUST_BACKTRACE=1` (so a panic shows up as text that [`run`] rejects) and
+//! a watchdog ([`ffb_tests::cli::DEADLINE`]). Where nothing may be spawned,
+//! `FFB_SHIM` points at a [`Sentinel`](ffb_tests::cli::Sentinel) script that
+//! records any start ([`refused`]).
 //!
 //! The Landlock tests (`landlock_*`, `learned_policy_keeps_*`) need Landlock
 //! in the running kernel (ABI 5 for files, 4 for TCP ports; ffb refuses to
@@ -14,162 +16,21 @@
 //! so on stderr and pass.
 
 use std::fs;
-use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ffb_policy::file::{load_policy, parse_toml_policy, policy_hash};
 use ffb_policy::sandbox::{Action, SandboxPolicy};
-use ffb_tests::{ffb_bin, hostile_lib, shim_bin};
+use ffb_tests::cli::{ffb, ffb_run, one_line, path_str, refused, run, Run, Scratch};
+use ffb_tests::hostile_lib;
 use serde_json::{json, Value as Json};
-
-/// How long any single ffb process may take before the test gives up on it.
-const DEADLINE: Duration = Duration::from_secs(120);
 
 // ---------------------------------------------------------------------------
 // support
 // ---------------------------------------------------------------------------
-
-/// The outcome of one finished `ffb` process.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn expect_code(&self, code: i32, case: &str) -> &Self {
-        assert_eq!(self.code, code, "{case}: unexpected exit status\n{self:#?}");
-        self
-    }
-
-    /// stderr must be exactly one non-blank line; returns it.
-    fn one_stderr_line(&self, case: &str) -> &str {
-        one_line(&self.stderr).unwrap_or_else(|e| panic!("{case}: stderr: {e}\n{self:#?}"))
-    }
-
-    /// stdout must be exactly one JSON object; returns it.
-    fn json(&self, case: &str) -> Json {
-        let line =
-            one_line(&self.stdout).unwrap_or_else(|e| panic!("{case}: stdout: {e}\n{self:#?}"));
-        serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("{case}: stdout is not JSON ({e})\n{self:#?}"))
-    }
-
-    /// stdout as JSON lines (a session's responses).
-    fn json_lines(&self) -> Vec<Json> {
-        self.stdout
-            .lines()
-            .map(|l| {
-                serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}\n{self:#?}"))
-            })
-            .collect()
-    }
-}
-
-fn one_line(text: &str) -> Result<&str, String> {
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    if body.trim().is_empty() {
-        return Err("expected exactly one line, got nothing".into());
-    }
-    if body.contains('\n') {
-        return Err(format!(
-            "expected exactly one line, got {}",
-            body.lines().count()
-        ));
-    }
-    Ok(body)
-}
-
-/// A `Command` for the ffb binary with the test environment.
-fn ffb() -> Command {
-    let mut cmd = Command::new(ffb_bin());
-    cmd.env("FFB_SHIM", shim_bin())
-        .env_remove("FFB_BRIDGE_MODE")
-        .env("RUST_BACKTRACE", "1");
-    cmd
-}
-
-/// Runs `cmd` to completion with `stdin` (or /dev/null) under the watchdog;
-/// fails on a hang, a death by signal, or panic text.
-fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let writer = stdin.map(|bytes| {
-        let mut pipe = child.stdin.take().expect("piped stdin");
-        let bytes = bytes.to_vec();
-        thread::spawn(move || drop(pipe.write_all(&bytes)))
-    });
-    let out = read_all(child.stdout.take().expect("piped stdout"));
-    let err = read_all(child.stderr.take().expect("piped stderr"));
-    let status = wait_with_deadline(&mut child, &format!("{cmd:?}"));
-    if let Some(w) = writer {
-        w.join().expect("stdin writer");
-    }
-    let r = Run {
-        code: status
-            .code()
-            .unwrap_or_else(|| panic!("{cmd:?} was killed by a signal: {status:?}")),
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
-    };
-    for forbidden in ["panicked", "backtrace", "RUST_BACKTRACE"] {
-        assert!(
-            !r.stderr.contains(forbidden) && !r.stdout.contains(forbidden),
-            "{forbidden:?} in the output of {cmd:?}\n{r:#?}"
-        );
-    }
-    r
-}
-
-fn read_all(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        pipe.read_to_end(&mut bytes).expect("reading a pipe");
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-fn wait_with_deadline(child: &mut Child, what: &str) -> std::process::ExitStatus {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {DEADLINE:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// `ffb ARGS...`.
-fn ffb_run(args: &[&str]) -> Run {
-    let mut cmd = ffb();
-    cmd.args(args);
-    run(cmd, None)
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("test paths are UTF-8")
-}
 
 fn hostile() -> &'static str {
     path_str(hostile_lib())
@@ -205,85 +66,29 @@ fn docker_default_profile() -> PathBuf {
     panic!("Docker's default seccomp profile is not beside the repository; tried {tried:?}");
 }
 
-static SCRATCH: AtomicUsize = AtomicUsize::new(0);
-
-/// A private temporary directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let n = SCRATCH.fetch_add(1, Ordering::SeqCst);
-        let dir =
-            std::env::temp_dir().join(format!("ffb-policy-test-{}-{tag}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("creating a scratch dir");
-        Scratch(dir)
+/// `ffb call --bridge-mode [--json] --lib HOSTILE OPTIONS... --sig SIG ARGS...`.
+fn call_args<'a>(json: bool, options: &[&'a str], sig: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["call", "--bridge-mode"];
+    if json {
+        all.push("--json");
     }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn file(&self, name: &str, contents: &str) -> PathBuf {
-        let p = self.0.join(name);
-        fs::write(&p, contents).expect("writing a scratch file");
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A fake `ffb-shim` that records being started, so "the sentinel never ran"
-/// means "nothing was spawned".
-struct Sentinel {
-    dir: Scratch,
-}
-
-impl Sentinel {
-    fn new() -> Sentinel {
-        let dir = Scratch::new("sentinel");
-        let script = dir.file(
-            "ffb-shim",
-            "#!/bin/sh\n: > \"$(dirname \"$0\")/spawned\"\nexit 1\n",
-        );
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod");
-        Sentinel { dir }
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
-        let mut cmd = ffb();
-        cmd.env("FFB_SHIM", self.dir.path("ffb-shim")).args(args);
-        run(cmd, stdin)
-    }
-
-    fn assert_nothing_spawned(&self, case: &str, r: &Run) {
-        assert!(
-            !self.dir.path("spawned").exists(),
-            "{case}: ffb started the shim although it must spawn nothing\n{r:#?}"
-        );
-    }
+    all.extend_from_slice(&["--lib", hostile()]);
+    all.extend_from_slice(options);
+    all.extend_from_slice(&["--sig", sig]);
+    all.extend_from_slice(args);
+    all
 }
 
 /// `ffb call --bridge-mode --json --lib HOSTILE --policy POLICY --sig SIG ARGS...`.
 fn call(policy: &str, sig: &str, args: &[&str]) -> (Run, Json) {
-    let mut all = vec![
-        "call",
-        "--bridge-mode",
-        "--json",
-        "--lib",
-        hostile(),
-        "--policy",
-        policy,
-        "--sig",
-        sig,
-    ];
-    all.extend_from_slice(args);
-    let r = ffb_run(&all);
-    let j = r.json(&format!("--policy {policy} {sig} {args:?}"));
+    call_with(&["--policy", policy], sig, args)
+}
+
+/// `ffb call --bridge-mode --json --lib HOSTILE OPTIONS... --sig SIG ARGS...`:
+/// the run and its single JSON object.
+fn call_with(options: &[&str], sig: &str, args: &[&str]) -> (Run, Json) {
+    let r = ffb_run(&call_args(true, options, sig, args));
+    let j = r.json_for(&format!("{} {sig} {args:?}", options.join(" ")));
     (r, j)
 }
 
@@ -291,7 +96,7 @@ fn call(policy: &str, sig: &str, args: &[&str]) -> (Run, Json) {
 fn call_ret(policy: &str, sig: &str, args: &[&str]) -> i64 {
     let (r, j) = call(policy, sig, args);
     assert_eq!(j["ok"], json!(true), "--policy {policy} {sig}: {r:#?}");
-    r.expect_code(0, sig);
+    r.expect_code_for(0, sig);
     j["ret"]
         .as_i64()
         .unwrap_or_else(|| panic!("{sig}: ret is not an integer: {j}"))
@@ -301,7 +106,7 @@ fn call_ret(policy: &str, sig: &str, args: &[&str]) -> i64 {
 fn call_error(policy: &str, sig: &str, args: &[&str]) -> Json {
     let (r, j) = call(policy, sig, args);
     assert_eq!(j["ok"], json!(false), "--policy {policy} {sig}: {r:#?}");
-    r.expect_code(1, sig);
+    r.expect_code_for(1, sig);
     j["error"].clone()
 }
 
@@ -312,9 +117,8 @@ fn session(options: &[&str], requests: &[Json]) -> (Run, Vec<Json>) {
     all.extend_from_slice(options);
     let mut cmd = ffb();
     cmd.args(&all);
-    let input: String = requests.iter().map(|r| format!("{r}\n")).collect();
-    let r = run(cmd, Some(input.as_bytes()));
-    r.expect_code(0, &format!("session {options:?}"));
+    let r = run(cmd, Some(jsonl(requests).as_bytes()));
+    r.expect_code_for(0, &format!("session {options:?}"));
     let responses = r.json_lines();
     assert_eq!(
         responses.len(),
@@ -326,6 +130,53 @@ fn session(options: &[&str], requests: &[Json]) -> (Run, Vec<Json>) {
 
 fn request(id: i64, sig: &str, args: Json) -> Json {
     json!({"id": id, "sig": sig, "args": args})
+}
+
+/// `requests` as JSON lines: a session's input, or a `--script` for learn.
+fn jsonl(requests: &[Json]) -> String {
+    requests.iter().map(|r| format!("{r}\n")).collect()
+}
+
+/// Writes `requests` to `calls.jsonl` in `dir`: a script for
+/// `ffb policy learn`.
+fn script(dir: &Scratch, requests: &[Json]) -> PathBuf {
+    dir.file("calls.jsonl", jsonl(requests))
+}
+
+/// `ffb policy learn --bridge-mode --lib HOSTILE --script SCRIPT EXTRA...`.
+fn learn_args<'a>(script: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec![
+        "policy",
+        "learn",
+        "--bridge-mode",
+        "--lib",
+        hostile(),
+        "--script",
+        path_str(script),
+    ];
+    all.extend_from_slice(extra);
+    all
+}
+
+/// A failed `ffb policy learn`: exit 1 and no policy on stdout. Returns the
+/// last line on stderr, the one that says why (progress lines come first).
+fn learn_failed<'r>(r: &'r Run, case: &str) -> &'r str {
+    r.expect_code_for(1, case);
+    assert_eq!(r.stdout, "", "{case}: no policy on failure\n{r:#?}");
+    r.stderr.lines().last().unwrap_or_default()
+}
+
+/// `ffb policy ARGS...`, which must succeed (exit 0).
+fn policy_ok(args: &[&str]) -> Run {
+    let r = ffb_run(&[&["policy"], args].concat());
+    r.expect_code_for(0, &format!("policy {}", args.join(" ")));
+    r
+}
+
+/// The hash that `policy check` prints and the audit log carries for the
+/// policy file at `path`.
+fn hash_of(path: &Path) -> String {
+    policy_hash(&load_policy(path_str(path)).unwrap())
 }
 
 /// The kernel's Landlock ABI version (0: no Landlock).
@@ -389,8 +240,7 @@ fn listener() -> (TcpListener, u16) {
 fn check_accepts_valid_policies() {
     for name in ["full.toml", "minimal.toml", "db-client.toml", "risky.toml"] {
         let path = fixture_policy(name);
-        let r = ffb_run(&["policy", "check", path_str(&path)]);
-        r.expect_code(0, name);
+        let r = policy_ok(&["check", path_str(&path)]);
         assert_eq!(r.stderr, "", "{name}: a valid TOML policy has no warnings");
         let line = one_line(&r.stdout).unwrap_or_else(|e| panic!("{name}: {e}\n{r:#?}"));
         assert!(
@@ -398,11 +248,11 @@ fn check_accepts_valid_policies() {
             "{name}: {line}"
         );
         // The summary names the hash the audit log will carry.
-        let hash = policy_hash(&load_policy(path_str(&path)).unwrap());
+        let hash = hash_of(&path);
         assert!(line.contains(&hash), "{name}: no hash {hash}: {line}");
     }
     for preset in ["pure", "fs-read", "db-client"] {
-        ffb_run(&["policy", "check", preset]).expect_code(0, preset);
+        policy_ok(&["check", preset]);
     }
 }
 
@@ -581,9 +431,7 @@ fn check_rejects_invalid_policies_with_file_line_column() {
     let dir = Scratch::new("invalid");
     for (case, path, prefix, words) in invalid_files(&dir) {
         let r = ffb_run(&["policy", "check", path_str(&path)]);
-        r.expect_code(2, &case);
-        assert_eq!(r.stdout, "", "{case}: nothing on stdout\n{r:#?}");
-        let line = r.one_stderr_line(&case);
+        let line = r.expect_usage_error_for(&case);
         assert!(
             line.starts_with(&prefix),
             "{case}: expected the prefix {prefix:?}: {line}"
@@ -594,18 +442,16 @@ fn check_rejects_invalid_policies_with_file_line_column() {
         // explain and lint refuse it the same way.
         for command in ["explain", "lint"] {
             let r = ffb_run(&["policy", command, path_str(&path)]);
-            r.expect_code(2, &format!("{command}: {case}"));
-            assert_eq!(r.stdout, "", "{command}: {case}\n{r:#?}");
+            let case = format!("{command}: {case}");
             assert!(
-                r.one_stderr_line(&case).starts_with(&prefix),
-                "{command}: {case}\n{r:#?}"
+                r.expect_usage_error_for(&case).starts_with(&prefix),
+                "{case}\n{r:#?}"
             );
         }
     }
     // A name that is neither a file nor a preset says what the presets are.
     let r = ffb_run(&["policy", "check", "strict"]);
-    r.expect_code(2, "strict");
-    let line = r.one_stderr_line("strict");
+    let line = r.expect_usage_error_for("strict");
     assert!(
         line.starts_with("strict:0:0: ") && line.contains("pure, fs-read, db-client"),
         "{line}"
@@ -615,8 +461,7 @@ fn check_rejects_invalid_policies_with_file_line_column() {
 #[test]
 fn check_accepts_dockers_default_profile_with_one_warning_per_floor_syscall() {
     let profile = docker_default_profile();
-    let r = ffb_run(&["policy", "check", path_str(&profile)]);
-    r.expect_code(0, "Docker's default profile");
+    let r = policy_ok(&["check", path_str(&profile)]);
     assert!(
         one_line(&r.stdout).is_ok_and(|l| l.contains(": ok")),
         "{r:#?}"
@@ -668,10 +513,9 @@ fn check_accepts_dockers_default_profile_with_one_warning_per_floor_syscall() {
 #[test]
 fn explain_prints_the_effective_policy_as_text() {
     let full = fixture_policy("full.toml");
-    let r = ffb_run(&["policy", "explain", path_str(&full)]);
-    r.expect_code(0, "explain full.toml");
+    let r = policy_ok(&["explain", path_str(&full)]);
     let text = &r.stdout;
-    let hash = policy_hash(&load_policy(path_str(&full)).unwrap());
+    let hash = hash_of(&full);
     for needle in [
         format!("policy {} (hash {hash})", full.display()),
         "default action: kill".into(),
@@ -695,8 +539,7 @@ fn explain_prints_the_effective_policy_as_text() {
         assert!(text.contains(&needle), "explain lacks {needle:?}:\n{text}");
     }
     // A preset name works too.
-    let r = ffb_run(&["policy", "explain", "db-client"]);
-    r.expect_code(0, "explain db-client");
+    let r = policy_ok(&["explain", "db-client"]);
     assert!(r.stdout.contains("policy db-client"), "{}", r.stdout);
     assert!(r.stdout.contains("connect"), "{}", r.stdout);
 }
@@ -704,15 +547,11 @@ fn explain_prints_the_effective_policy_as_text() {
 #[test]
 fn explain_json_is_one_parsable_object_with_rules_and_floor() {
     let full = fixture_policy("full.toml");
-    let r = ffb_run(&["policy", "explain", "--json", path_str(&full)]);
-    r.expect_code(0, "explain --json");
-    let j = r.json("explain --json");
+    let r = policy_ok(&["explain", "--json", path_str(&full)]);
+    let j = r.json_for("explain --json");
     assert_eq!(j["name"], json!(path_str(&full)), "{j}");
     assert_eq!(j["default_action"], json!("kill"), "{j}");
-    assert_eq!(
-        j["hash"],
-        json!(policy_hash(&load_policy(path_str(&full)).unwrap()))
-    );
+    assert_eq!(j["hash"], json!(hash_of(&full)));
     let rules = j["rules"].as_array().expect("rules");
     let socket = rules
         .iter()
@@ -753,9 +592,8 @@ fn explain_json_is_one_parsable_object_with_rules_and_floor() {
 
     // An imported profile's warnings are part of the explanation.
     let docker = fixture_policy("docker-small.json");
-    let r = ffb_run(&["policy", "explain", "--json", path_str(&docker)]);
-    r.expect_code(0, "explain --json docker-small.json");
-    let j = r.json("explain docker");
+    let r = policy_ok(&["explain", "--json", path_str(&docker)]);
+    let j = r.json_for("explain docker");
     assert_eq!(j["default_action"], json!("errno:EPERM"));
     let warnings = j["warnings"].as_array().expect("warnings");
     assert!(
@@ -773,8 +611,8 @@ fn explain_json_is_one_parsable_object_with_rules_and_floor() {
 #[test]
 fn lint_flags_risky_grants_each_with_its_reason() {
     let risky = fixture_policy("risky.toml");
-    let r = ffb_run(&["policy", "lint", path_str(&risky)]);
-    r.expect_code(0, "lint risky.toml: warnings do not fail");
+    // Warnings do not fail.
+    let r = policy_ok(&["lint", path_str(&risky)]);
     let lines: Vec<&str> = r.stdout.lines().collect();
     let expected: &[(&str, &[&str])] = &[
         (
@@ -814,9 +652,9 @@ fn lint_flags_risky_grants_each_with_its_reason() {
     let dir = Scratch::new("lint");
     let clone = dir.file("clone.toml", "[seccomp]\nallow = [\"clone\"]\n");
     let r = ffb_run(&["policy", "lint", path_str(&clone)]);
-    r.expect_code(2, "lint clone.toml");
+    r.expect_code_for(2, "lint clone.toml");
     assert!(
-        r.one_stderr_line("clone").contains("CLONE_THREAD"),
+        r.one_stderr_line_for("clone").contains("CLONE_THREAD"),
         "{r:#?}"
     );
     // A thread-only clone rule is fine.
@@ -824,8 +662,7 @@ fn lint_flags_risky_grants_each_with_its_reason() {
         "threads.toml",
         "[[seccomp.rule]]\nsyscall = \"clone\"\nargs = [{ index = 0, op = \"masked_eq\", mask = 0x10000, value = 0x10000 }]\n",
     );
-    let r = ffb_run(&["policy", "lint", path_str(&threads)]);
-    r.expect_code(0, "lint threads.toml");
+    let r = policy_ok(&["lint", path_str(&threads)]);
     assert!(r.stdout.contains("no findings"), "{r:#?}");
 }
 
@@ -833,8 +670,7 @@ fn lint_flags_risky_grants_each_with_its_reason() {
 fn lint_of_careful_policies_and_presets() {
     for name in ["full.toml", "minimal.toml", "db-client.toml"] {
         let path = fixture_policy(name);
-        let r = ffb_run(&["policy", "lint", path_str(&path)]);
-        r.expect_code(0, name);
+        let r = policy_ok(&["lint", path_str(&path)]);
         assert_eq!(
             r.stdout.trim(),
             format!("{}: no findings", path.display()),
@@ -842,8 +678,7 @@ fn lint_of_careful_policies_and_presets() {
         );
     }
     // The db-client preset alone lists no paths and no ports.
-    let r = ffb_run(&["policy", "lint", "db-client"]);
-    r.expect_code(0, "lint db-client");
+    let r = policy_ok(&["lint", "db-client"]);
     assert!(
         r.stdout.contains("warning[open-without-paths]")
             && r.stdout.contains("warning[socket-without-ports]"),
@@ -860,58 +695,30 @@ fn policy_errors_on_call_and_session_are_one_line_exit_2_and_spawn_nothing() {
     let dir = Scratch::new("bad-policy");
     for (case, path, prefix, words) in invalid_files(&dir) {
         let policy = path_str(&path);
+        let names_the_place = |j: &Json| {
+            assert!(
+                j["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(&prefix)),
+                "{case}: {j}"
+            );
+        };
         // call: the FILE:LINE:COL line on stderr.
-        let sentinel = Sentinel::new();
-        let r = sentinel.run(
-            &[
-                "call",
-                "--bridge-mode",
-                "--lib",
-                hostile(),
-                "--policy",
-                policy,
-                "--sig",
-                SOCKET,
-            ],
-            None,
-        );
-        sentinel.assert_nothing_spawned(&case, &r);
-        r.expect_code(2, &case);
-        assert_eq!(r.stdout, "", "{case}\n{r:#?}");
-        let line = r.one_stderr_line(&case);
+        let options = ["--policy", policy];
+        let r = refused(&case, &call_args(false, &options, SOCKET, &[]), None);
+        let line = r.expect_usage_error_for(&case);
         assert!(line.starts_with(&prefix), "{case}: {line}");
         for w in &words {
             assert!(line.contains(w), "{case}: {w:?} in {line}");
         }
         // call --json: one error object with that line as its message.
-        let sentinel = Sentinel::new();
-        let r = sentinel.run(
-            &[
-                "call",
-                "--bridge-mode",
-                "--json",
-                "--lib",
-                hostile(),
-                "--policy",
-                policy,
-                "--sig",
-                SOCKET,
-            ],
-            None,
-        );
-        sentinel.assert_nothing_spawned(&case, &r);
-        r.expect_code(2, &case);
-        let j = r.json(&case);
+        let r = refused(&case, &call_args(true, &options, SOCKET, &[]), None);
+        let j = r.json_for(&case);
         assert_eq!(j["ok"], json!(false), "{j}");
-        assert!(
-            j["error"]["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with(&prefix)),
-            "{case}: {j}"
-        );
+        names_the_place(&j);
         // session: the same object, before reading any request.
-        let sentinel = Sentinel::new();
-        let r = sentinel.run(
+        let r = refused(
+            &case,
             &[
                 "session",
                 "--bridge-mode",
@@ -920,17 +727,9 @@ fn policy_errors_on_call_and_session_are_one_line_exit_2_and_spawn_nothing() {
                 "--policy",
                 policy,
             ],
-            Some(format!("{}\n", request(1, SOCKET, json!([]))).as_bytes()),
+            Some(jsonl(&[request(1, SOCKET, json!([]))]).as_bytes()),
         );
-        sentinel.assert_nothing_spawned(&case, &r);
-        r.expect_code(2, &case);
-        let j = r.json(&case);
-        assert!(
-            j["error"]["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with(&prefix)),
-            "{case}: {j}"
-        );
+        names_the_place(&r.json_for(&case));
     }
 }
 
@@ -978,7 +777,7 @@ fn errno_rule_on_one_syscall_leaves_the_default_for_others() {
 fn imported_profiles_warn_on_stderr_and_go_on() {
     let docker = fixture_policy("docker-small.json");
     let (r, j) = call(path_str(&docker), SOCKET, &[]);
-    r.expect_code(0, "docker-small");
+    r.expect_code_for(0, "docker-small");
     assert_eq!(j["ok"], json!(true), "{r:#?}");
     let warnings: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(warnings.len(), 2, "{r:#?}");
@@ -1059,14 +858,14 @@ fn landlock_reads_only_the_listed_file() {
     let sibling = dir.file("sibling.txt", "secret");
     let policy = dir.file(
         "read.toml",
-        &format!(
+        format!(
             "extends = \"fs-read\"\n\n[filesystem]\nread = [\"{}\"]\n",
             allowed.display()
         ),
     );
     let policy = path_str(&policy);
     let (r, j) = call(policy, READ_FILE, &[path_str(&allowed), "64"]);
-    r.expect_code(0, "read the allowed file");
+    r.expect_code_for(0, "read the allowed file");
     assert_eq!(j["ret"], json!(16), "{j}");
     assert!(
         j["out"][1]["hex"]
@@ -1096,7 +895,7 @@ fn landlock_writes_only_inside_the_listed_directory() {
     fs::create_dir(&out_dir).unwrap();
     let policy = dir.file(
         "write.toml",
-        &format!(
+        format!(
             "extends = \"fs-read\"\n\n[seccomp]\nallow = [\"openat\"]\n\n[filesystem]\nwrite = [\"{}\"]\n",
             out_dir.display()
         ),
@@ -1127,7 +926,7 @@ fn landlock_connects_only_to_the_listed_tcp_port() {
     let dir = Scratch::new("landlock-tcp");
     let policy = dir.file(
         "tcp.toml",
-        &format!("extends = \"db-client\"\n\n[network]\nconnect_tcp = [{allowed_port}]\n"),
+        format!("extends = \"db-client\"\n\n[network]\nconnect_tcp = [{allowed_port}]\n"),
     );
     let policy = path_str(&policy);
     assert_eq!(
@@ -1168,8 +967,7 @@ impl LearnSetup {
             request(2, READ_FILE, json!([path_str(&data), 64])),
             request(3, TCP_CONNECT, json!([port])),
         ];
-        let text: String = requests.iter().map(|r| format!("{r}\n")).collect();
-        let script = dir.file("calls.jsonl", &text);
+        let script = script(&dir, &requests);
         LearnSetup {
             dir,
             data,
@@ -1182,26 +980,15 @@ impl LearnSetup {
 
     /// `ffb policy learn` on the hostile library with this script.
     fn learn(&self, extends: Option<&str>) -> Run {
-        let mut args = vec![
-            "policy",
-            "learn",
-            "--bridge-mode",
-            "--lib",
-            hostile(),
-            "--script",
-            path_str(&self.script),
-        ];
-        if let Some(preset) = extends {
-            args.extend_from_slice(&["--extends", preset]);
-        }
-        ffb_run(&args)
+        let extra = extends.map_or(vec![], |preset| vec!["--extends", preset]);
+        ffb_run(&learn_args(&self.script, &extra))
     }
 
     /// Learns, checks the progress lines, writes the policy to a file and
     /// returns its path and its parsed form.
     fn learned(&self, extends: Option<&str>) -> (PathBuf, SandboxPolicy) {
         let r = self.learn(extends);
-        r.expect_code(0, "learn");
+        r.expect_code_for(0, "learn");
         let progress: Vec<&str> = r.stderr.lines().collect();
         assert_eq!(progress.len(), self.requests.len(), "{r:#?}");
         for (i, line) in progress.iter().enumerate() {
@@ -1217,8 +1004,20 @@ impl LearnSetup {
         );
         let policy = parse_toml_policy(&r.stdout, path_str(&path))
             .unwrap_or_else(|e| panic!("the learned policy does not load: {e}\n{}", r.stdout));
-        ffb_run(&["policy", "check", path_str(&path)]).expect_code(0, "check the learned policy");
+        policy_ok(&["check", path_str(&path)]);
         (path, policy)
+    }
+
+    /// Asserts that the learned `policy` (whose file reads `text`) opens
+    /// exactly the script's data file for reading and its listener's port
+    /// for connecting: what the script reached, and nothing else.
+    fn assert_reach(&self, policy: &SandboxPolicy, text: &str) {
+        assert_eq!(
+            policy.filesystem.read,
+            std::slice::from_ref(&self.data),
+            "{text}"
+        );
+        assert_eq!(policy.network.connect_tcp, [self.port], "{text}");
     }
 
     /// Replays the script under `policy`: every line ok, with the results the
@@ -1239,6 +1038,15 @@ impl LearnSetup {
     }
 }
 
+/// The syscalls of the rules that a learned `policy` adds after those of
+/// the preset `base` it extends, in order.
+fn added_rules<'p>(policy: &'p SandboxPolicy, base: &SandboxPolicy) -> Vec<&'p str> {
+    policy.rules[base.rules.len()..]
+        .iter()
+        .map(|r| r.syscall.as_str())
+        .collect()
+}
+
 /// The rule names a policy allows unconditionally.
 fn unconditional(policy: &SandboxPolicy) -> Vec<&str> {
     policy
@@ -1256,19 +1064,13 @@ fn learn_round_trip_replays_and_still_denies_what_the_script_never_did() {
     let text = fs::read_to_string(&path).unwrap();
     assert!(text.contains("extends = \"pure\""), "{text}");
     // Exactly what pure lacks for this script.
-    let pure = SandboxPolicy::pure();
-    let added: Vec<&str> = policy.rules[pure.rules.len()..]
-        .iter()
-        .map(|r| r.syscall.as_str())
-        .collect();
-    assert_eq!(added, ["connect", "openat", "socket"], "{text}");
     assert_eq!(
-        policy.filesystem.read,
-        std::slice::from_ref(&s.data),
+        added_rules(&policy, &SandboxPolicy::pure()),
+        ["connect", "openat", "socket"],
         "{text}"
     );
+    s.assert_reach(&policy, &text);
     assert!(policy.filesystem.write.is_empty(), "{text}");
-    assert_eq!(policy.network.connect_tcp, [s.port], "{text}");
     assert!(policy.network.bind_tcp.is_empty(), "{text}");
 
     s.replay(&path);
@@ -1287,8 +1089,7 @@ fn learn_round_trip_replays_and_still_denies_what_the_script_never_did() {
     );
     assert_eq!(out[0]["error"]["syscall"], json!("mkdir"), "{}", out[0]);
     // The learned policy passes lint: every grant has its paths and ports.
-    let r = ffb_run(&["policy", "lint", path_str(&path)]);
-    r.expect_code(0, "lint the learned policy");
+    let r = policy_ok(&["lint", path_str(&path)]);
     assert!(r.stdout.contains("no findings"), "{r:#?}");
 }
 
@@ -1329,18 +1130,12 @@ fn learn_extends_presets_with_only_what_they_lack() {
     let (path, policy) = s.learned(Some("fs-read"));
     let text = fs::read_to_string(&path).unwrap();
     assert!(text.contains("extends = \"fs-read\""), "{text}");
-    let fs_read = SandboxPolicy::fs_read();
-    let added: Vec<&str> = policy.rules[fs_read.rules.len()..]
-        .iter()
-        .map(|r| r.syscall.as_str())
-        .collect();
-    assert_eq!(added, ["connect", "socket"], "{text}");
     assert_eq!(
-        policy.filesystem.read,
-        std::slice::from_ref(&s.data),
+        added_rules(&policy, &SandboxPolicy::fs_read()),
+        ["connect", "socket"],
         "{text}"
     );
-    assert_eq!(policy.network.connect_tcp, [s.port], "{text}");
+    s.assert_reach(&policy, &text);
     s.replay(&path);
 
     // db-client has sockets and connect: only paths and ports are added.
@@ -1352,12 +1147,7 @@ fn learn_extends_presets_with_only_what_they_lack() {
         unconditional(&SandboxPolicy::db_client()),
         "{text}"
     );
-    assert_eq!(
-        policy.filesystem.read,
-        std::slice::from_ref(&s.data),
-        "{text}"
-    );
-    assert_eq!(policy.network.connect_tcp, [s.port], "{text}");
+    s.assert_reach(&policy, &text);
     s.replay(&path);
 }
 
@@ -1365,25 +1155,16 @@ fn learn_extends_presets_with_only_what_they_lack() {
 fn learn_records_written_paths_and_bound_ports() {
     let dir = Scratch::new("learn-write");
     let out_file = dir.path("out.txt");
-    let script = dir.file(
-        "calls.jsonl",
-        &format!(
-            "{}\n",
-            request(1, WRITE_FILE, json!([path_str(&out_file), "abc", 3]))
-        ),
+    let script = script(
+        &dir,
+        &[request(
+            1,
+            WRITE_FILE,
+            json!([path_str(&out_file), "abc", 3]),
+        )],
     );
-    let r = ffb_run(&[
-        "policy",
-        "learn",
-        "--bridge-mode",
-        "--lib",
-        hostile(),
-        "--script",
-        path_str(&script),
-        "--extends",
-        "fs-read",
-    ]);
-    r.expect_code(0, "learn a write");
+    let r = ffb_run(&learn_args(&script, &["--extends", "fs-read"]));
+    r.expect_code_for(0, "learn a write");
     let policy = parse_toml_policy(&r.stdout, "learned.toml").unwrap();
     assert_eq!(
         policy.filesystem.write,
@@ -1402,25 +1183,15 @@ fn learn_stops_at_a_floor_syscall_naming_it_and_the_line() {
     let dir = Scratch::new("learn-floor");
     let script = dir.file(
         "calls.jsonl",
-        &format!(
+        format!(
             "{}\n\n{}\n{}\n",
             request(1, SOCKET, json!([])),
             request(2, "ffb_execve() -> i32", json!([])),
             request(3, SOCKET, json!([])),
         ),
     );
-    let r = ffb_run(&[
-        "policy",
-        "learn",
-        "--bridge-mode",
-        "--lib",
-        hostile(),
-        "--script",
-        path_str(&script),
-    ]);
-    r.expect_code(1, "learn with a floor syscall");
-    assert_eq!(r.stdout, "", "no policy on failure\n{r:#?}");
-    let last = r.stderr.lines().last().unwrap_or_default();
+    let r = ffb_run(&learn_args(&script, &[]));
+    let last = learn_failed(&r, "learn with a floor syscall");
     for needle in [
         format!("{}:3: ", script.display()),
         "policy_violation".into(),
@@ -1439,31 +1210,22 @@ fn learn_never_lets_a_signal_reach_another_process() {
         .spawn()
         .expect("starting a victim process");
     let dir = Scratch::new("learn-signal");
-    let script = dir.file(
-        "calls.jsonl",
-        &format!(
-            "{}\n",
-            request(1, "ffb_kill_pid(i64, i32) -> i32", json!([victim.id(), 9]))
-        ),
+    let script = script(
+        &dir,
+        &[request(
+            1,
+            "ffb_kill_pid(i64, i32) -> i32",
+            json!([victim.id(), 9]),
+        )],
     );
-    let r = ffb_run(&[
-        "policy",
-        "learn",
-        "--bridge-mode",
-        "--lib",
-        hostile(),
-        "--script",
-        path_str(&script),
-    ]);
+    let r = ffb_run(&learn_args(&script, &[]));
     thread::sleep(Duration::from_millis(100));
     let victim_status = victim.try_wait().expect("try_wait");
     if victim_status.is_none() {
         let _ = victim.kill();
     }
     let _ = victim.wait();
-    r.expect_code(1, "learn with kill(other, SIGKILL)");
-    assert_eq!(r.stdout, "", "{r:#?}");
-    let last = r.stderr.lines().last().unwrap_or_default();
+    let last = learn_failed(&r, "learn with kill(other, SIGKILL)");
     assert!(
         last.contains(&format!("{}:1: ", script.display())) && last.contains("kill"),
         "{r:#?}"
@@ -1477,22 +1239,10 @@ fn learn_never_lets_a_signal_reach_another_process() {
 #[test]
 fn learn_reports_a_crash_naming_the_line() {
     let dir = Scratch::new("learn-crash");
-    let script = dir.file(
-        "calls.jsonl",
-        &format!("{}\n", request(1, "ffb_segv() -> void", json!([]))),
-    );
-    let r = ffb_run(&[
-        "policy",
-        "learn",
-        "--bridge-mode",
-        "--lib",
-        hostile(),
-        "--script",
-        path_str(&script),
-    ]);
-    r.expect_code(1, "learn with a crash");
-    assert_eq!(r.stdout, "", "{r:#?}");
-    let line = r.one_stderr_line("crash");
+    let script = script(&dir, &[request(1, "ffb_segv() -> void", json!([]))]);
+    let r = ffb_run(&learn_args(&script, &[]));
+    learn_failed(&r, "learn with a crash");
+    let line = r.one_stderr_line_for("crash");
     assert!(
         line.contains(&format!("{}:1: ", script.display()))
             && line.contains("crashed")
@@ -1504,14 +1254,9 @@ fn learn_reports_a_crash_naming_the_line() {
 #[test]
 fn learn_bad_input_is_one_line_exit_2_and_spawns_nothing() {
     let dir = Scratch::new("learn-bad");
-    let good = dir.file(
-        "good.jsonl",
-        &format!("{}\n", request(1, SOCKET, json!([]))),
-    );
-    let bad_json = dir.file(
-        "bad-json.jsonl",
-        &format!("{}\n{{not json\n", request(1, SOCKET, json!([]))),
-    );
+    let socket = [request(1, SOCKET, json!([]))];
+    let good = dir.file("good.jsonl", jsonl(&socket));
+    let bad_json = dir.file("bad-json.jsonl", jsonl(&socket) + "{not json\n");
     let bad_sig = dir.file(
         "bad-sig.jsonl",
         "{\"id\": 1, \"sig\": \"ffb_socket( -> i32\", \"args\": []}\n",
@@ -1535,97 +1280,35 @@ fn learn_bad_input_is_one_line_exit_2_and_spawns_nothing() {
         ),
         (
             "unknown preset",
-            vec![
-                "policy",
-                "learn",
-                "--bridge-mode",
-                "--lib",
-                lib,
-                "--script",
-                path_str(&good),
-                "--extends",
-                "strict",
-            ],
+            learn_args(&good, &["--extends", "strict"]),
             "--extends strict".into(),
         ),
         (
             "missing script",
-            vec![
-                "policy",
-                "learn",
-                "--bridge-mode",
-                "--lib",
-                lib,
-                "--script",
-                path_str(&missing),
-            ],
+            learn_args(&missing, &[]),
             path_str(&missing).into(),
         ),
         (
             "bad JSON on line 2",
-            vec![
-                "policy",
-                "learn",
-                "--bridge-mode",
-                "--lib",
-                lib,
-                "--script",
-                path_str(&bad_json),
-            ],
+            learn_args(&bad_json, &[]),
             format!("{}:2: ", bad_json.display()),
         ),
         (
             "bad signature",
-            vec![
-                "policy",
-                "learn",
-                "--bridge-mode",
-                "--lib",
-                lib,
-                "--script",
-                path_str(&bad_sig),
-            ],
+            learn_args(&bad_sig, &[]),
             format!("{}:1: ", bad_sig.display()),
         ),
         (
             "bad argument",
-            vec![
-                "policy",
-                "learn",
-                "--bridge-mode",
-                "--lib",
-                lib,
-                "--script",
-                path_str(&bad_args),
-            ],
+            learn_args(&bad_args, &[]),
             format!("{}:1: ", bad_args.display()),
         ),
         (
             "unknown request key",
-            vec![
-                "policy",
-                "learn",
-                "--bridge-mode",
-                "--lib",
-                lib,
-                "--script",
-                path_str(&bad_key),
-            ],
+            learn_args(&bad_key, &[]),
             "unknown key 'arg'".into(),
         ),
-        (
-            "no calls",
-            vec![
-                "policy",
-                "learn",
-                "--bridge-mode",
-                "--lib",
-                lib,
-                "--script",
-                path_str(&empty),
-            ],
-            "no calls".into(),
-        ),
+        ("no calls", learn_args(&empty, &[]), "no calls".into()),
         (
             "missing --script",
             vec!["policy", "learn", "--bridge-mode", "--lib", lib],
@@ -1633,27 +1316,13 @@ fn learn_bad_input_is_one_line_exit_2_and_spawns_nothing() {
         ),
         (
             "zero timeout",
-            vec![
-                "policy",
-                "learn",
-                "--bridge-mode",
-                "--lib",
-                lib,
-                "--script",
-                path_str(&good),
-                "--timeout-ms",
-                "0",
-            ],
+            learn_args(&good, &["--timeout-ms", "0"]),
             "--timeout-ms".into(),
         ),
     ];
     for (case, args, named) in cases {
-        let sentinel = Sentinel::new();
-        let r = sentinel.run(&args, None);
-        sentinel.assert_nothing_spawned(case, &r);
-        r.expect_code(2, case);
-        assert_eq!(r.stdout, "", "{case}\n{r:#?}");
-        let line = r.one_stderr_line(case);
+        let r = refused(case, &args, None);
+        let line = r.expect_usage_error_for(case);
         assert!(
             line.contains(&named),
             "{case}: expected {named:?} in {line}"
@@ -1706,7 +1375,7 @@ fn audit_log_has_one_json_line_per_event() {
         "audit.toml",
         "extends = \"pure\"\n\n[seccomp]\nallow = [\"getcwd\"]\n",
     );
-    let hash = policy_hash(&load_policy(path_str(&policy)).unwrap());
+    let hash = hash_of(&policy);
     let (r, out) = session(
         &[
             "--policy",
@@ -1779,42 +1448,14 @@ fn audit_log_records_resource_limits_and_appends_across_runs() {
     let dir = Scratch::new("audit-limit");
     let log = dir.path("audit.log");
     let policy = dir.file("cpu.toml", "[limits]\ncpu_seconds = 1\n");
-    let hash = policy_hash(&load_policy(path_str(&policy)).unwrap());
-    let (r, j) = {
-        let r = ffb_run(&[
-            "call",
-            "--bridge-mode",
-            "--json",
-            "--lib",
-            hostile(),
-            "--policy",
-            path_str(&policy),
-            "--audit-log",
-            path_str(&log),
-            "--sig",
-            "ffb_burn_cpu_ms(i64) -> i64",
-            "5000",
-        ]);
-        let j = r.json("burn");
-        (r, j)
-    };
-    r.expect_code(1, "CPU limit");
+    let hash = hash_of(&policy);
+    let options = ["--policy", path_str(&policy), "--audit-log", path_str(&log)];
+    let (r, j) = call_with(&options, "ffb_burn_cpu_ms(i64) -> i64", &["5000"]);
+    r.expect_code_for(1, "CPU limit");
     assert_eq!(j["error"]["kind"], json!("resource_limit"), "{r:#?}");
     // A second run appends.
-    let r = ffb_run(&[
-        "call",
-        "--bridge-mode",
-        "--json",
-        "--lib",
-        hostile(),
-        "--policy",
-        path_str(&policy),
-        "--audit-log",
-        path_str(&log),
-        "--sig",
-        "ffb_execve() -> i32",
-    ]);
-    r.expect_code(1, "violation");
+    let r = ffb_run(&call_args(true, &options, "ffb_execve() -> i32", &[]));
+    r.expect_code_for(1, "violation");
     let lines = audit_lines(&log, hostile(), path_str(&policy), &hash);
     let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
     assert_eq!(events, ["resource_limit", "violation"], "{lines:#?}");
@@ -1825,26 +1466,13 @@ fn audit_log_records_resource_limits_and_appends_across_runs() {
 
 #[test]
 fn audit_log_that_cannot_be_opened_is_bad_input() {
-    let sentinel = Sentinel::new();
-    let r = sentinel.run(
-        &[
-            "call",
-            "--bridge-mode",
-            "--lib",
-            hostile(),
-            "--audit-log",
-            "/nonexistent/ffb-test-dir/audit.log",
-            "--sig",
-            SOCKET,
-        ],
-        None,
-    );
-    sentinel.assert_nothing_spawned("--audit-log in a missing directory", &r);
-    r.expect_code(2, "--audit-log in a missing directory");
-    assert_eq!(r.stdout, "", "{r:#?}");
-    let line = r.one_stderr_line("audit log");
+    let case = "--audit-log in a missing directory";
+    let missing = "/nonexistent/ffb-test-dir/audit.log";
+    let args = call_args(false, &["--audit-log", missing], SOCKET, &[]);
+    let r = refused(case, &args, None);
+    let line = r.expect_usage_error_for(case);
     assert!(
-        line.contains("--audit-log") && line.contains("/nonexistent/ffb-test-dir/audit.log"),
+        line.contains("--audit-log") && line.contains(missing),
         "{line}"
     );
 }
@@ -1855,16 +1483,14 @@ fn audit_log_that_cannot_be_opened_is_bad_input() {
 
 #[test]
 fn policy_commands_have_help_and_one_line_usage_errors() {
-    let r = ffb_run(&["policy", "--help"]);
-    r.expect_code(0, "policy --help");
+    let r = policy_ok(&["--help"]);
     for word in ["check", "explain", "lint", "learn"] {
         assert!(
             r.stdout.contains(word),
             "policy --help lacks {word}\n{r:#?}"
         );
     }
-    let r = ffb_run(&["policy", "learn", "--help"]);
-    r.expect_code(0, "policy learn --help");
+    let r = policy_ok(&["learn", "--help"]);
     for word in [
         "--script",
         "--extends",
@@ -1887,9 +1513,7 @@ fn policy_commands_have_help_and_one_line_usage_errors() {
         (&["policy", "explain", "pure", "--yaml"][..], "--yaml"),
     ] {
         let r = ffb_run(args);
-        r.expect_code(2, &format!("{args:?}"));
-        assert_eq!(r.stdout, "", "{args:?}\n{r:#?}");
-        let line = r.one_stderr_line(&format!("{args:?}"));
+        let line = r.expect_usage_error_for(&format!("{args:?}"));
         assert!(line.contains(named), "{args:?}: {line}");
     }
 }

@@ -22,7 +22,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,8 @@ const SHARED_LEN: usize = 16 * MIB;
 const SHARED_ARENA: usize = 48 * MIB;
 /// The arena of the main bridge (the sweep's 4 MiB fits with room to spare).
 const MAIN_ARENA: usize = 8 * MIB;
+/// Each mechanism's turn under load.
+const LOAD_WINDOW: Duration = Duration::from_millis(10);
 /// The idle gap before each "first call after idle" sample.
 const IDLE_GAP: Duration = Duration::from_millis(12);
 /// The baselines, in column order.
@@ -162,7 +164,6 @@ struct Plan {
     idle_cpu: Duration,
     wake_samples: usize,
     bursts: usize,
-    load_samples: usize,
     load_budget: Duration,
 }
 
@@ -184,8 +185,7 @@ impl Plan {
             idle_cpu: Duration::from_secs(if quick { 1 } else { 2 }),
             wake_samples: if quick { 50 } else { 200 },
             bursts: if quick { 10 } else { 30 },
-            load_samples: if quick { 3000 } else { 20_000 },
-            load_budget: Duration::from_secs(if quick { 3 } else { 8 }),
+            load_budget: Duration::from_secs(if quick { 3 } else { 6 }),
         }
     }
 
@@ -380,6 +380,48 @@ fn per_call(warm: usize, n: usize, mut f: impl FnMut()) -> Vec<f64> {
     samples
 }
 
+/// Latencies in buckets about 1 % wide, for measurements with too many
+/// samples to keep.
+struct Hist {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl Hist {
+    /// Bucket width in ln(ns): 1 %.
+    const STEP: f64 = 0.01;
+
+    fn new() -> Hist {
+        // e^(2300 x 0.01) ns is about 10 s.
+        Hist {
+            counts: vec![0; 2300],
+            total: 0,
+        }
+    }
+
+    fn add(&mut self, ns: u64) {
+        let i = ((ns.max(1) as f64).ln() / Self::STEP) as usize;
+        let last = self.counts.len() - 1;
+        self.counts[i.min(last)] += 1;
+        self.total += 1;
+    }
+
+    fn quantile(&self, q: f64) -> f64 {
+        if self.total == 0 {
+            return f64::NAN;
+        }
+        let rank = ((self.total - 1) as f64 * q).round() as u64;
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen > rank {
+                return ((i as f64 + 0.5) * Self::STEP).exp();
+            }
+        }
+        f64::NAN
+    }
+}
+
 /// Times `blocks` blocks of [`BLOCK`] calls; each sample is a block's time per call.
 fn per_block(blocks: usize, mut f: impl FnMut()) -> Vec<f64> {
     for _ in 0..BLOCK {
@@ -531,6 +573,7 @@ fn functions(b: &Bridge) -> Functions {
 fn run(args: &Args) -> Result<(), String> {
     // Declared first so it is dropped last, after every bridge.
     let _servers = ForkServers;
+    install_signal_handlers();
     let started = Instant::now();
     let started_utc = utc_now();
     let load_start = loadavg();
@@ -987,54 +1030,73 @@ fn run(args: &Args) -> Result<(), String> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     progress(&format!("under load ({cpus} hogs)"));
     {
-        let _hogs = Hogs::start(cpus, &args.lib)?;
+        let hogs = Hogs::start(cpus, &args.lib)?;
         std::thread::sleep(Duration::from_millis(200));
-        let (mut b_load, mut f_load) = (Vec::new(), Vec::new());
-        let chunk = 250;
+        // Alternate windows of equal wall time, so both mechanisms see the
+        // same scheduler; latencies go to histograms (the bridge may make
+        // millions of calls).
+        let (mut b_load, mut f_load) = (Hist::new(), Hist::new());
+        let hog_ticks = hogs.cpu_ticks();
         let t0 = Instant::now();
-        while (b_load.len() < plan.load_samples || f_load.len() < plan.load_samples)
-            && t0.elapsed() < plan.load_budget
-        {
-            for _ in 0..10 {
-                ok(bridge.call_into(fns.nop, &[], &mut out));
-            }
-            for _ in 0..chunk {
-                let t = Instant::now();
-                ok(bridge.call_into(fns.nop, &[], &mut out));
-                b_load.push(t.elapsed().as_nanos() as f64);
-                if t0.elapsed() >= plan.load_budget {
-                    break;
+        while t0.elapsed() < plan.load_budget {
+            for k in 0..2 {
+                let mut call = || {
+                    if k == 0 {
+                        ok(bridge.call_into(fns.nop, &[], &mut out))
+                    } else {
+                        io_ok("futex", futex.round_trip(&[]))
+                    }
+                };
+                for _ in 0..10 {
+                    call();
                 }
-            }
-            for _ in 0..10 {
-                io_ok("futex", futex.round_trip(&[]));
-            }
-            for _ in 0..chunk {
-                let t = Instant::now();
-                io_ok("futex", futex.round_trip(&[]));
-                f_load.push(t.elapsed().as_nanos() as f64);
-                if t0.elapsed() >= plan.load_budget {
-                    break;
+                let hist = if k == 0 { &mut b_load } else { &mut f_load };
+                let window = Instant::now();
+                while window.elapsed() < LOAD_WINDOW {
+                    let t = Instant::now();
+                    call();
+                    hist.add(t.elapsed().as_nanos() as u64);
                 }
             }
         }
-        let what = format!("with {cpus} CPU-bound processes running (one per core)");
-        r.timed(
-            "bridge_null_load",
-            "load",
-            Some("bridge"),
-            "per call, interleaved chunks of 250",
-            &format!("bridged null call {what}"),
-            b_load,
+        let wall = t0.elapsed().as_secs_f64();
+        let share = (hogs.cpu_ticks() - hog_ticks) as f64 / clock_tick() / (wall * cpus as f64);
+        let what = format!(
+            "with {cpus} CPU-bound processes (one per core; they got {:.0} % of the CPUs)",
+            share * 100.0
         );
-        r.timed(
-            "futex_null_load",
-            "load",
-            Some("futex"),
-            "per call, interleaved chunks of 250",
-            &format!("futex round trip {what}"),
-            f_load,
+        let method = format!(
+            "per call, alternating {} ms windows, 1 % histogram",
+            LOAD_WINDOW.as_millis()
         );
+        for (name, mech, hist, what) in [
+            (
+                "bridge_null_load",
+                "bridge",
+                b_load,
+                format!("bridged null call {what}"),
+            ),
+            (
+                "futex_null_load",
+                "futex",
+                f_load,
+                format!("futex round trip {what}"),
+            ),
+        ] {
+            r.rows.push(Row {
+                name: name.into(),
+                group: "load".into(),
+                mech: Some(mech),
+                what,
+                method: method.clone(),
+                unit: Unit::Ns,
+                median: hist.quantile(0.5),
+                p99: Some(hist.quantile(0.99)),
+                samples: hist.total as usize,
+                rate: None,
+                main: true,
+            });
+        }
     }
     drop((socket, pipe, futex));
     drop(bridge);
@@ -1508,9 +1570,12 @@ fn json_doc(r: &Report, ctx: &Context, plan: &Plan) -> serde_json::Value {
     })
 }
 
+/// One line of the plot: its label, colour and (bytes, µs) points.
+type Series = (&'static str, plotters::style::RGBColor, Vec<(f64, f64)>);
+
 fn plot(r: &Report, ctx: &Context, path: &Path) -> Result<(), String> {
     use plotters::prelude::*;
-    let series: Vec<(&str, RGBColor, Vec<(f64, f64)>)> = [
+    let series: Vec<Series> = [
         (
             "ffb bridge (bytes copied in and out)",
             "bridge",
@@ -1581,7 +1646,7 @@ fn plot(r: &Report, ctx: &Context, path: &Path) -> Result<(), String> {
         .x_desc("payload each way (bytes)")
         .y_desc("median round trip")
         .x_label_formatter(&|v| pretty_size(*v))
-        .y_label_formatter(&|v| human(v * 1e3))
+        .y_label_formatter(&|v| decade_label(v * 1e3))
         .draw()
         .map_err(e)?;
     for (label, color, points) in series {
@@ -1628,6 +1693,18 @@ fn human(ns: f64) -> String {
     } else {
         format!("{ns:.0} ns")
     }
+}
+
+/// "10 ns", "1 µs", "100 µs", "1 ms", ... for an axis in nanoseconds.
+fn decade_label(ns: f64) -> String {
+    let (v, unit) = if ns >= 1e6 {
+        (ns / 1e6, "ms")
+    } else if ns >= 1e3 {
+        (ns / 1e3, "µs")
+    } else {
+        (ns, "ns")
+    };
+    format!("{} {unit}", trim(v))
 }
 
 fn fmt_value(v: f64, unit: Unit) -> String {
@@ -1782,6 +1859,63 @@ fn cpu_ticks(pid: i32) -> Result<u64, String> {
     Ok(field(14)? + field(15)?)
 }
 
+/// Our live children (baselines and hogs), for the signal handler.
+static CHILDREN: [AtomicI32; 32] = [const { AtomicI32::new(0) }; 32];
+
+fn track(pid: u32) {
+    for slot in &CHILDREN {
+        if slot.compare_exchange(0, pid as i32, SeqCst, SeqCst).is_ok() {
+            return;
+        }
+    }
+}
+
+fn untrack(pid: u32) {
+    for slot in &CHILDREN {
+        let _ = slot.compare_exchange(pid as i32, 0, SeqCst, SeqCst);
+    }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: kill and reap every child, say so in one
+/// line, and exit. (Children also die with us by `PR_SET_PDEATHSIG`; this
+/// reaps them too, and the fork servers exit when they see our socket close.)
+extern "C" fn on_signal(sig: libc::c_int) {
+    for slot in &CHILDREN {
+        let pid = slot.swap(0, SeqCst);
+        if pid > 0 {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+    let msg = b"\r\x1b[2Kffb-bench: interrupted by a signal; its children were killed\n";
+    // Without the progress line's erase sequence when stderr is not a terminal.
+    let msg = if STDERR_TTY.load(SeqCst) {
+        &msg[..]
+    } else {
+        &msg[5..]
+    };
+    unsafe {
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+        libc::_exit(128 + sig);
+    }
+}
+
+static STDERR_TTY: AtomicBool = AtomicBool::new(false);
+
+fn install_signal_handlers() {
+    STDERR_TTY.store(std::io::stderr().is_terminal(), SeqCst);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
+
 /// A command re-executing this binary as a child that dies with us.
 fn child_command(lib: &Path) -> Result<Command, String> {
     let exe = std::env::current_exe().map_err(|e| format!("finding ffb-bench: {e}"))?;
@@ -1815,15 +1949,27 @@ impl Hogs {
                 .stdout(Stdio::null())
                 .spawn()
                 .map_err(|e| format!("starting a CPU hog: {e}"))?;
+            track(child.id());
             hogs.0.push(child);
         }
         Ok(hogs)
     }
 }
 
+impl Hogs {
+    /// utime + stime of all the hogs, in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        self.0
+            .iter()
+            .filter_map(|c| cpu_ticks(c.id() as i32).ok())
+            .sum()
+    }
+}
+
 impl Drop for Hogs {
     fn drop(&mut self) {
         for c in &mut self.0 {
+            untrack(c.id());
             let _ = c.kill();
         }
         for c in &mut self.0 {
@@ -1909,6 +2055,7 @@ impl Baseline {
             }
             io(e)
         })?;
+        track(child.id());
         Self::finish(mode, child, ours, futex_map)
     }
 
@@ -1985,6 +2132,7 @@ impl Baseline {
 
 impl Drop for Baseline {
     fn drop(&mut self) {
+        untrack(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let BaselineIo::Futex { map } = self.io {
