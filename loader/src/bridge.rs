@@ -158,7 +158,10 @@ impl BridgeBuilder {
     }
 
     /// Sets a variable in the helper's environment (which starts empty but for
-    /// `LD_LIBRARY_PATH`, passed through from the host when set).
+    /// `LD_LIBRARY_PATH`, passed through from the host when set). The helper
+    /// sets these after it started, so `LD_LIBRARY_PATH` does not change where
+    /// its `dlopen` looks; give a library outside the system directories by
+    /// its path.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
         self
@@ -734,20 +737,31 @@ impl Bridge {
                 ),
             };
         let mut outputs = Vec::with_capacity(completed);
+        let mut lost_string = false;
         for (i, &(f, start, end)) in ranges.iter().enumerate().take(completed) {
             let mut raw = [0u8; 8];
             let Some(helper) = self.helper.as_ref() else {
                 break;
             };
             helper.arena().read_into(results_at + 8 * i, &mut raw);
-            let ret = match self.decode_ret(f, u64::from_ne_bytes(raw)) {
+            let raw = u64::from_ne_bytes(raw);
+            if failure.is_some() && raw != 0 && self.functions[f.index].sig.ret == RetType::CStr {
+                // The string lived in the helper, which is gone.
+                lost_string = true;
+                break;
+            }
+            let ret = match self.decode_ret(f, raw) {
                 Ok(v) => v,
                 Err(error) => {
+                    let message = format!(
+                        "{}; the calls after it in the batch ran, but their results are not reported",
+                        error.message
+                    );
                     return Err(BatchFailure {
                         completed: outputs,
                         index: i,
-                        error,
-                    })
+                        error: Error::new(error.kind, message),
+                    });
                 }
             };
             let mut out = Vec::new();
@@ -762,9 +776,16 @@ impl Bridge {
             None => Ok(outputs),
             Some(error) => {
                 let index = outputs.len();
-                let f = ranges.get(index).map(|r| r.0);
+                let f = ranges.get(completed).map(|r| r.0);
+                let mut error = self.failed(error, f);
+                if lost_string {
+                    error.message = format!(
+                        "{}; call {completed} failed, and the string call {index} returned was lost with the helper",
+                        error.message
+                    );
+                }
                 Err(BatchFailure {
-                    error: self.failed(error, f),
+                    error,
                     completed: outputs,
                     index,
                 })

@@ -99,9 +99,13 @@ fn start(shim: &Path) -> Result<ForkServer> {
     let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
     let theirs_raw = theirs.as_raw_fd();
     let mut command = Command::new(shim);
+    command.arg("--zygote").env_clear();
+    // The dynamic loader reads LD_LIBRARY_PATH once, at exec: for dlopen in
+    // the helpers to search it, the fork server must start with it.
+    if let Some(path) = std::env::var_os("LD_LIBRARY_PATH") {
+        command.env("LD_LIBRARY_PATH", path);
+    }
     command
-        .arg("--zygote")
-        .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

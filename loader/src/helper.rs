@@ -801,12 +801,16 @@ fn landlock_spec(policy: &SandboxPolicy, library: &str) -> LandlockSpec {
         extra.extend(dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from));
     }
     read.extend(extra.into_iter().filter(|p| p.exists()));
+    let required = !policy.filesystem.read.is_empty()
+        || !policy.filesystem.write.is_empty()
+        || !policy.network.is_empty();
     LandlockSpec {
         fs: Some(FsSpec {
             read,
             write: policy.filesystem.write.clone(),
         }),
         net: Some(policy.network.clone()),
+        required,
     }
 }
 

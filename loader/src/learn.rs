@@ -3,8 +3,10 @@
 //!
 //! The helper runs under its base preset, whose "kill" default already routes
 //! every other syscall to the host's listener. In learn mode the host lets
-//! each of those through (except the floor, which stays a violation) and
-//! records it, with the paths opened and the TCP ports connected or bound.
+//! each of those through and records it, with the paths opened and the TCP
+//! ports connected or bound; the floor, x32 numbers, and signals and
+//! file-owner changes aimed at other processes stay violations. No Landlock
+//! is applied, and nothing is recorded of the loading phase.
 //! Paths and socket addresses are read from the helper's memory: the
 //! extension could lie about them, which only misleads its own policy, and
 //! ops review the result before use.
@@ -13,7 +15,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use ffb_policy::sandbox::{
-    floor_entry_for_call, LOADING_SYSCALLS, SUPERVISED_OWNERS, SUPERVISED_SIGNALS, X32_SYSCALL_BIT,
+    floor_entry_for_call, supervised_owner_call, LOADING_SYSCALLS, SUPERVISED_SIGNALS,
+    X32_SYSCALL_BIT,
 };
 use ffb_policy::syscalls::display_name;
 
@@ -38,10 +41,8 @@ pub struct Learned {
 /// loading syscalls during loading are the bridge's own business.
 pub(crate) fn worth_recording(nr: i64, args: &[u64; 6], loading: bool) -> bool {
     let name = display_name(nr);
-    let supervised = SUPERVISED_SIGNALS.contains(&name.as_str())
-        || SUPERVISED_OWNERS
-            .iter()
-            .any(|(n, i, c)| *n == name && args[*i as usize] == *c);
+    let supervised =
+        SUPERVISED_SIGNALS.contains(&name.as_str()) || supervised_owner_call(&name, args).is_some();
     if floor_entry_for_call(nr, args).is_some() || nr & X32_SYSCALL_BIT != 0 || supervised {
         return false;
     }

@@ -2,8 +2,10 @@
 //!
 //! The host side of ffb, the sandboxed loader for legacy native code. A
 //! [`Bridge`] loads an opaque C library in a helper process locked down with
-//! seccomp-BPF, no capabilities and rlimits, and calls its functions through a
-//! shared-memory arena. Every call is a full fence
+//! seccomp-BPF, Landlock, no capabilities and rlimits, and calls its functions
+//! through a shared-memory arena (one at a time, in [batches](Bridge::call_batch),
+//! or with [zero-copy buffers](Bridge::shared_buffer)); a [`Pool`] runs several
+//! helpers for many threads. Every call is a full fence
 //! (`io + nondet + mutates(all) + throws(any)`); every failure is an [`Error`]
 //! with a stable [`ErrorKind`]; a helper that crashes, hangs or breaks its
 //! policy is replaced on the next call.

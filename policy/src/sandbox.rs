@@ -8,10 +8,16 @@
 //!
 //! | route | syscalls | the host's answer |
 //! |---|---|---|
+//! | x32 | numbers with [`X32_SYSCALL_BIT`] (checked before anything else) | always a violation |
 //! | floor | [`FLOOR`]: exec, new processes, ptrace, bpf, io_uring, ... | always a violation |
-//! | supervised | kill, tkill, tgkill, rt_(tg)sigqueueinfo | allowed when aimed at the helper itself |
-//! | loading | read-only file access and exec mappings that `dlopen` needs | allowed until the helper reports it has loaded |
+//! | supervised signals | [`SUPERVISED_SIGNALS`]: kill, tkill, tgkill, rt_(tg)sigqueueinfo | allowed when aimed at the helper itself |
+//! | supervised file owners | [`SUPERVISED_OWNERS`]: fcntl `F_SETOWN`/`F_SETOWN_EX`, ioctl `FIOSETOWN`/`SIOCSPGRP` | `F_SETOWN` allowed when it names the helper itself (or no one) |
+//! | loading | [`LOADING_SYSCALLS`]: read-only file access and exec mappings that `dlopen` needs | allowed until the helper reports it has loaded |
 //! | default | everything else not allowed | the policy's default action |
+//!
+//! Calls through another architecture's entry (32-bit `int 0x80`) kill the
+//! helper in the kernel, and `clone3` fails with `ENOSYS`; neither reaches
+//! the host.
 //!
 //! seccompiler compiles each route as one segment (it supports one match
 //! action per filter); [`SandboxPolicy::compile`] chains the segments into one
@@ -336,6 +342,17 @@ const F_SETOWN_EX: u64 = 15;
 const FIOSETOWN: u64 = 0x8901;
 const SIOCSPGRP: u64 = 0x8902;
 
+/// The [`SUPERVISED_OWNERS`] entry this call matches, if any (on the low 32
+/// bits of the command, as the kernel reads it).
+pub fn supervised_owner_call(
+    name: &str,
+    args: &[u64; 6],
+) -> Option<&'static (&'static str, u8, u64)> {
+    SUPERVISED_OWNERS
+        .iter()
+        .find(|(n, i, c)| *n == name && args[*i as usize] & 0xffff_ffff == *c)
+}
+
 /// x32-ABI syscall numbers have this bit set. The helper never uses that ABI,
 /// and no rule matches those numbers, so every one is a violation.
 pub const X32_SYSCALL_BIT: i64 = 0x4000_0000;
@@ -407,8 +424,9 @@ pub struct SandboxPolicy {
     pub rules: Vec<SyscallRule>,
     /// Resource limits.
     pub limits: Limits,
-    /// Landlock filesystem rules; empty means no filesystem access at all
-    /// once the library is loaded.
+    /// Landlock filesystem rules. When the policy confines, empty means
+    /// nothing beyond what the dynamic loader reads (the system library
+    /// directories, `/etc/ld.so.cache`, the library's own directory).
     pub filesystem: FilesystemRules,
     /// Landlock TCP rules.
     pub network: NetworkRules,
@@ -569,7 +587,8 @@ impl SandboxPolicy {
     /// `open` and `openat` are allowed only when their flags ask for no write
     /// (`O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND` masked equal to 0). Which
     /// paths can be opened is Landlock's business: the policy's
-    /// [`FilesystemRules`]; none listed means no file is reachable.
+    /// [`FilesystemRules`]; none listed means nothing beyond what the dynamic
+    /// loader reads.
     pub fn fs_read() -> Self {
         let mut p = Self::pure();
         p.name = "fs-read".to_string();
@@ -674,10 +693,16 @@ impl SandboxPolicy {
             add_rule(&mut notify, lookup(name), &[])?;
         }
         for (name, index, command) in SUPERVISED_OWNERS {
+            // The kernel reads the command as a 32-bit int: whatever the
+            // register's upper half holds, the low half decides.
             add_rule(
                 &mut notify,
                 lookup(name),
-                &[ArgCondition::new(*index, CmpOp::Eq, *command)],
+                &[ArgCondition::new(
+                    *index,
+                    CmpOp::MaskedEq(0xffff_ffff),
+                    *command,
+                )],
             )?;
         }
         segments.push((notify, MARK_NOTIFY));
@@ -726,10 +751,7 @@ impl SandboxPolicy {
         if floor_entry_for_call(nr, args).is_some() || nr & X32_SYSCALL_BIT != 0 {
             return Verdict::Violation;
         }
-        if let Some((_, _, command)) = SUPERVISED_OWNERS
-            .iter()
-            .find(|(n, i, c)| *n == name && args[*i as usize] == *c)
-        {
+        if let Some((_, _, command)) = supervised_owner_call(&name, args) {
             // F_SETOWN takes a pid (or -pgid) as an integer; the others take a
             // pointer the host could only read racily, so they are refused.
             let owner = args[2] as u32 as i32 as i64;
@@ -1320,6 +1342,16 @@ mod tests {
         assert_eq!(
             open.evaluate(nr("fcntl"), &setown(1)),
             SECCOMP_RET_USER_NOTIF
+        );
+        // The kernel reads the command's low 32 bits only.
+        let disguised = [3, (1 << 32) | libc::F_SETOWN as u64, 1, 0, 0, 0];
+        assert_eq!(
+            open.evaluate(nr("fcntl"), &disguised),
+            SECCOMP_RET_USER_NOTIF
+        );
+        assert_eq!(
+            p.verdict(nr("fcntl"), &disguised, Phase::Serving, is_me),
+            Verdict::Violation
         );
         let getfl = [3, libc::F_GETFL as u64, 0, 0, 0, 0];
         assert_eq!(open.evaluate(nr("fcntl"), &getfl), libc::SECCOMP_RET_ALLOW);

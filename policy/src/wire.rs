@@ -11,8 +11,11 @@
 //! * The host line holds the request (sequence number, op, function, argument
 //!   count) and the host's "parked" flag. Only the host writes it.
 //! * The helper line holds the response (sequence number, status, return
-//!   value, message length) and the helper's "parked" flag. Only the helper
-//!   should write it, and the host treats all of it as hostile.
+//!   value, message length, and for a batch the number of calls completed)
+//!   and the helper's "parked" flag. Only the helper should write it, and the
+//!   host treats all of it as hostile.
+//! * A shared buffer (`Bridge::shared_buffer` in `ffb-loader`), when one is
+//!   reserved, is the end of the data area; argument buffers stay below it.
 //! * `args` holds one 64-bit word per argument: a scalar's bits, a handle's
 //!   value, or for a pointer argument the offset of its buffer in the data area.
 //! * `message` holds a helper error message (at most [`MESSAGE_CAPACITY`] bytes).
@@ -52,7 +55,8 @@ pub struct HostLine {
     pub op: AtomicU32,
     /// For [`Op::Call`], the function's index in the helper's table.
     pub func: AtomicU32,
-    /// Number of argument words that follow.
+    /// For [`Op::Call`], the number of argument words in `args`; for
+    /// [`Op::Batch`], the number of calls.
     pub nargs: AtomicU32,
     /// 1 while the host sleeps and wants an eventfd wake-up.
     pub host_parked: AtomicU32,
@@ -143,8 +147,8 @@ impl Status {
     }
 }
 
-/// File descriptor numbers in a freshly forked helper (the fork server puts
-/// them there before anything else runs).
+/// File descriptor numbers in a freshly forked helper (the helper moves the
+/// fds it received there before anything else runs).
 pub mod fds {
     /// SOCK_SEQPACKET socket to the host, for the handshake only.
     pub const CONTROL: i32 = 3;
@@ -152,9 +156,11 @@ pub mod fds {
     pub const WAKE: i32 = 4;
     /// The arena memfd (closed once mapped).
     pub const ARENA: i32 = 5;
-    /// Where the extension's stdout and stderr go.
+    /// Where the extension's stdout and stderr go: the helper duplicates it
+    /// onto fds 1 and 2, then closes it with everything above it.
     pub const OUTPUT: i32 = 6;
-    /// Every fd from here up is closed before the library is loaded.
+    /// The first fd above the fixed ones. Every fd from [`OUTPUT`] up is
+    /// closed before the library is loaded.
     pub const FIRST_FREE: i32 = 7;
 }
 
@@ -175,22 +181,30 @@ pub struct SpawnRequest {
     pub spin_us: u32,
     /// The helper's whole environment (the host's is not inherited).
     pub env: Vec<(String, String)>,
-    /// Landlock rules, applied before the library loads. `None`: no Landlock.
+    /// Landlock rules, applied before the library loads. `None` (learn mode)
+    /// or an empty spec (a policy that does not confine): no Landlock.
     pub landlock: Option<LandlockSpec>,
-    /// Namespaces to unshare before anything else.
+    /// Namespaces to enter first, before the rlimits, Landlock and the
+    /// filter (the fork server creates a pid namespace with the helper).
     pub namespaces: Vec<Namespace>,
     /// Run as this user and group.
     pub run_as: Option<Identity>,
 }
 
 /// What Landlock restricts in a helper. Filesystem access is restricted only
-/// when `fs` is set, TCP only when `net` is set (each when the policy has rules).
+/// when `fs` is set, TCP only when `net` is set. For a policy that confines
+/// (`SandboxPolicy::confine`) the host always sets both, even with no paths
+/// or ports listed; for one that does not, neither.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LandlockSpec {
     /// Filesystem rules, or `None` to leave the filesystem to seccomp and DAC.
     pub fs: Option<FsSpec>,
     /// TCP rules, or `None` to leave the network to seccomp.
     pub net: Option<NetworkRules>,
+    /// Whether the policy itself lists paths or ports, so Landlock must be
+    /// fully enforced; otherwise it is defense in depth and applied as far as
+    /// the running kernel supports it.
+    pub required: bool,
 }
 
 /// Landlock filesystem rules.

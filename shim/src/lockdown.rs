@@ -6,7 +6,7 @@ use ffb_policy::sandbox::{CompiledFilter, Identity, Limits, Namespace};
 use ffb_policy::wire::{fds, LandlockSpec};
 use landlock::{
     path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, ABI,
+    RulesetAttr, RulesetCreatedAttr, Scope, ABI,
 };
 
 use crate::sys::check;
@@ -275,9 +275,11 @@ pub fn install_filter(filter: &CompiledFilter) -> Result<i32, LockdownError> {
     Ok(fd as i32)
 }
 
-/// Applies Landlock: filesystem rules when the policy has paths, TCP rules
-/// when it has ports. Applied while the helper is still single-threaded, so
-/// every thread the library ever starts inherits the domain.
+/// Applies Landlock: filesystem rules when the spec has them, TCP rules when
+/// it has them (for a confining policy the host always sends both). Applied
+/// while the helper is still single-threaded, so every thread the library
+/// ever starts inherits the domain, and before the user switch, so every
+/// listed path can still be opened to add its rule.
 pub fn apply_landlock(spec: &LandlockSpec) -> Result<(), LockdownError> {
     if spec.fs.is_none() && spec.net.is_none() {
         return Ok(());
@@ -285,7 +287,18 @@ pub fn apply_landlock(spec: &LandlockSpec) -> Result<(), LockdownError> {
     let landlock =
         |what: &str, e: &dyn std::fmt::Display| LockdownError(format!("Landlock {what}: {e}"));
     let abi = ABI::V5;
-    let mut ruleset = Ruleset::default().set_compatibility(CompatLevel::HardRequirement);
+    let level = if spec.required {
+        CompatLevel::HardRequirement
+    } else {
+        CompatLevel::BestEffort
+    };
+    // Signals and abstract unix sockets stay inside the helper's own domain
+    // (ABI 6): defense in depth behind the host's signal supervision.
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .scope(Scope::Signal | Scope::AbstractUnixSocket)
+        .map_err(|e| landlock("scopes", &e))?
+        .set_compatibility(level);
     if spec.fs.is_some() {
         ruleset = ruleset
             .handle_access(AccessFs::from_all(abi))

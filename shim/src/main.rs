@@ -1,12 +1,16 @@
 //! `ffb-shim`: the helper side of ffb.
 //!
 //! The host starts one `ffb-shim --zygote` per process. That fork server is a
-//! small, single-threaded, clean process; every helper is a `fork` of it, so
-//! the (possibly multithreaded) host never forks itself. A new helper:
+//! small, single-threaded, clean process; every helper is a `fork` of it (or
+//! a `clone` into a new pid namespace), so the (possibly multithreaded) host
+//! never forks itself. A new helper:
 //!
-//! 1. takes its fds, its process group and its parent-death signal;
-//! 2. sets its rlimits, drops every capability, locks the securebits and sets
-//!    `no_new_privs`;
+//! 1. takes its fds, its process group and its parent-death signal, checks
+//!    its parent is still the fork server, and resets every signal to its
+//!    default;
+//! 2. enters the policy's namespaces, sets its rlimits and `no_new_privs`,
+//!    applies Landlock, then locks the securebits, drops every capability
+//!    (switching to `run_as` on the way);
 //! 3. installs the seccomp filter and hands its listener to the host;
 //! 4. only then loads the library (its constructors already run sandboxed),
 //!    resolves every declared symbol, and serves calls through the arena.

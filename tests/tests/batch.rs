@@ -177,3 +177,32 @@ fn shared_buffers_pass_data_without_copies_and_go_stale_with_their_helper() {
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::StaleHandle);
 }
+
+#[test]
+fn a_string_from_a_helper_that_died_later_in_the_batch_is_reported_lost() {
+    // ffb_sum_bytes declared with a plain address reads through it: a crash on demand.
+    let mut b = bridge(
+        fixture_lib(),
+        &["ffb_greet() -> cstr", "ffb_sum_bytes(usize, usize) -> u32"],
+    );
+    let greet = b.function("ffb_greet").unwrap();
+    let crash = b.function("ffb_sum_bytes").unwrap();
+    let bad_address = [Value::Usize(16), Value::Usize(8)];
+    let failure = b
+        .call_batch(&[(greet, &[][..]), (crash, &bad_address[..])])
+        .unwrap_err();
+    assert_eq!(
+        failure.error.kind,
+        ErrorKind::Crashed {
+            signal: "SIGSEGV".into()
+        },
+        "the real failure is reported, not an unreadable string"
+    );
+    assert_eq!(failure.index, 0);
+    assert!(failure.completed.is_empty());
+    assert!(
+        failure.error.message.contains("lost with the helper"),
+        "{}",
+        failure.error
+    );
+}

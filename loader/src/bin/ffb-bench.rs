@@ -9,10 +9,16 @@
 //! blocks of the time per call), which removes the timer overhead; the targets
 //! for the hot null call, add and mix4 are judged on those block figures.
 //!
+//! The machine is shared, so whatever is compared is measured interleaved:
+//! hot calls and the payload sweep in rounds that visit every mechanism in
+//! turn, the idle wake-ups and batches in alternating pairs, the loaded calls
+//! in alternating windows of equal wall time.
+//!
 //! Every child process (baseline helpers, CPU hogs) is killed and reaped on
-//! every path, and also dies with this process (`PR_SET_PDEATHSIG`); the fork
-//! servers the bridges started are shut down on the way out. Nothing here is
-//! asserted: timings belong in benchmarks, not in tests.
+//! every path (errors, panics, SIGINT/SIGTERM/SIGHUP), and dies with this
+//! process anyway (`PR_SET_PDEATHSIG`); the fork servers the bridges started
+//! are shut down on the way out. Nothing here is asserted: timings belong in
+//! benchmarks, not in tests.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -667,6 +673,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut socket = Baseline::start("socket", &args.lib)?;
     let mut pipe = Baseline::start("pipe", &args.lib)?;
     let mut futex = Baseline::start("futex", &args.lib)?;
+    let mut spin = Baseline::start("spin", &args.lib)?;
     let add_args = [Value::I64(40), Value::I64(2)];
     let mix_args = [
         Value::I32(1),
@@ -739,6 +746,10 @@ fn run(args: &Args) -> Result<(), String> {
             (
                 &mut futex,
                 "futex wait/wake handoff on shared memory with a helper process",
+            ),
+            (
+                &mut spin,
+                "floor: spin 100 µs, then futex, on shared memory with a helper process (no adaptation)",
             ),
         ] {
             let mode = b.mode;
@@ -1007,6 +1018,7 @@ fn run(args: &Args) -> Result<(), String> {
     // Back-to-back calls right after idling: how soon the helper spins again.
     progress("calls right after idle");
     let mut burst = Vec::with_capacity(plan.bursts);
+    let mut shared_cpu = 0;
     for _ in 0..plan.bursts {
         std::thread::sleep(IDLE_GAP);
         ok(bridge.call_into(fns.nop, &[], &mut out));
@@ -1016,13 +1028,19 @@ fn run(args: &Args) -> Result<(), String> {
             ok(bridge.call_into(fns.nop, &[], &mut out));
         }
         burst.push(t.elapsed().as_nanos() as f64 / BLOCK as f64);
+        if last_cpu(pid) == Some(unsafe { libc::sched_getcpu() }) {
+            shared_cpu += 1;
+        }
     }
     r.timed(
         "bridge_burst_after_idle",
         "null/block",
         Some("bridge"),
         "first 1,000 calls after idle, time per call",
-        "1,000 back-to-back null calls right after the helper idled twice for 12 ms (vs bridge_null/blk)",
+        &format!(
+            "1,000 back-to-back null calls right after the helper idled twice for 12 ms (vs bridge_null/blk); host and helper ended on the same CPU in {shared_cpu} of {}",
+            plan.bursts
+        ),
         burst,
     );
 
@@ -1098,7 +1116,7 @@ fn run(args: &Args) -> Result<(), String> {
             });
         }
     }
-    drop((socket, pipe, futex));
+    drop((socket, pipe, futex, spin));
     drop(bridge);
     drop(inproc);
 
@@ -1331,7 +1349,11 @@ fn print_report(r: &Report, ctx: &Context) {
     println!("socket÷ / pipe÷ / futex÷ = that baseline ÷ this (how many times faster than it),");
     println!("each against the same measurement of that baseline in this run. Rows ending /blk");
     println!("are block-timed (1,000 calls per timing) and carry no timer overhead; the targets");
-    println!("for the hot null call, add and mix4 are judged on them.");
+    println!("for the hot null call, add and mix4 are judged on them. Compared measurements are");
+    println!(
+        "interleaved (rounds, alternating pairs or equal-time windows) so that noise from the"
+    );
+    println!("rest of the machine falls on all of them alike.");
     println!();
     let mut table = vec![vec![
         "measurement".to_string(),
@@ -1916,6 +1938,13 @@ fn install_signal_handlers() {
     }
 }
 
+/// The CPU `pid` last ran on (field 39 of stat(5)).
+fn last_cpu(pid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = text.rsplit_once(')')?;
+    rest.split_whitespace().nth(39 - 3)?.parse().ok()
+}
+
 /// A command re-executing this binary as a child that dies with us.
 fn child_command(lib: &Path) -> Result<Command, String> {
     let exe = std::env::current_exe().map_err(|e| format!("finding ffb-bench: {e}"))?;
@@ -1992,6 +2021,11 @@ fn hog() -> ! {
 const FUTEX_REQ: usize = 0;
 const FUTEX_RESP: usize = 64;
 const FUTEX_LEN: usize = 128;
+/// For the spin baseline: set while the child / the host sleeps.
+const CHILD_PARKED: usize = 192;
+const HOST_PARKED: usize = 256;
+/// How long each side of the spin baseline spins before it sleeps.
+const SPIN_FLOOR: Duration = Duration::from_micros(100);
 const FUTEX_DATA: usize = 4096;
 const FUTEX_MAP: usize = FUTEX_DATA + MAX_PAYLOAD;
 
@@ -2006,8 +2040,15 @@ struct Baseline {
 }
 
 enum BaselineIo {
-    Stream { to: OwnedFd, from: OwnedFd },
-    Futex { map: *mut u8 },
+    Stream {
+        to: OwnedFd,
+        from: OwnedFd,
+    },
+    /// Futex handoff; with `spin`, each side first spins for [`SPIN_FLOOR`].
+    Futex {
+        map: *mut u8,
+        spin: bool,
+    },
 }
 
 impl Baseline {
@@ -2030,8 +2071,8 @@ impl Baseline {
                 cmd.arg("--baseline-child").arg("stream");
                 cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
             }
-            "futex" => {
-                cmd.arg("--baseline-child").arg("futex");
+            "futex" | "spin" => {
+                cmd.arg("--baseline-child").arg(mode);
                 let fd = unsafe { libc::memfd_create(c"ffb-bench".as_ptr(), libc::MFD_CLOEXEC) };
                 if fd < 0 {
                     return Err(io(std::io::Error::last_os_error()));
@@ -2067,7 +2108,10 @@ impl Baseline {
     ) -> Result<Baseline, String> {
         let io = match (ours, futex_map) {
             (Some((to, from)), _) => BaselineIo::Stream { to, from },
-            (None, Some(map)) => BaselineIo::Futex { map },
+            (None, Some(map)) => BaselineIo::Futex {
+                map,
+                spin: mode == "spin",
+            },
             (None, None) => BaselineIo::Stream {
                 to: OwnedFd::from(child.stdin.take().expect("piped")),
                 from: OwnedFd::from(child.stdout.take().expect("piped")),
@@ -2098,23 +2142,33 @@ impl Baseline {
                     )));
                 }
             }
-            BaselineIo::Futex { map } => unsafe {
+            BaselineIo::Futex { map, spin } => unsafe {
                 let base = *map;
                 let req = &*(base.add(FUTEX_REQ) as *const AtomicU32);
                 let resp = &*(base.add(FUTEX_RESP) as *const AtomicU32);
                 let len_word = &*(base.add(FUTEX_LEN) as *const AtomicU64);
+                let child_parked = &*(base.add(CHILD_PARKED) as *const AtomicU32);
+                let host_parked = &*(base.add(HOST_PARKED) as *const AtomicU32);
                 std::ptr::copy_nonoverlapping(payload.as_ptr(), base.add(FUTEX_DATA), len);
                 len_word.store(len as u64, SeqCst);
                 let seq = req.load(SeqCst).wrapping_add(1);
                 req.store(seq, SeqCst);
-                futex(req, libc::FUTEX_WAKE, 1);
+                if !*spin || child_parked.load(SeqCst) != 0 {
+                    futex(req, libc::FUTEX_WAKE, 1);
+                }
                 let t = Instant::now();
+                if *spin {
+                    spin_until(|| resp.load(SeqCst) == seq);
+                }
                 loop {
+                    host_parked.store(1, SeqCst);
                     let now = resp.load(SeqCst);
                     if now == seq {
+                        host_parked.store(0, SeqCst);
                         break;
                     }
                     if t.elapsed() > Duration::from_secs(10) {
+                        host_parked.store(0, SeqCst);
                         return Err(std::io::Error::other("no answer in 10 s"));
                     }
                     futex_wait_timeout(resp, now, Duration::from_secs(1));
@@ -2135,7 +2189,7 @@ impl Drop for Baseline {
         untrack(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let BaselineIo::Futex { map } = self.io {
+        if let BaselineIo::Futex { map, .. } = self.io {
             unsafe { libc::munmap(map.cast(), FUTEX_MAP) };
         }
     }
@@ -2156,6 +2210,22 @@ fn map_shared(fd: RawFd) -> std::io::Result<*mut u8> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(map.cast())
+}
+
+/// Spins until `done` or for [`SPIN_FLOOR`]; true if done.
+fn spin_until(done: impl Fn() -> bool) -> bool {
+    let t = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        if done() {
+            return true;
+        }
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(64) && t.elapsed() >= SPIN_FLOOR {
+            return false;
+        }
+        std::hint::spin_loop();
+    }
 }
 
 fn futex(word: &AtomicU32, op: i32, val: u32) {
@@ -2280,7 +2350,8 @@ fn baseline_child(mode: &str, lib: &Path) -> ExitCode {
                 }
             }
         }
-        "futex" => unsafe {
+        "futex" | "spin" => unsafe {
+            let spin = mode == "spin";
             let stdin = File::from_raw_fd(0);
             let Ok(base) = map_shared(stdin.as_raw_fd()) else {
                 return ExitCode::from(3);
@@ -2288,10 +2359,19 @@ fn baseline_child(mode: &str, lib: &Path) -> ExitCode {
             let req = &*(base.add(FUTEX_REQ) as *const AtomicU32);
             let resp = &*(base.add(FUTEX_RESP) as *const AtomicU32);
             let len_word = &*(base.add(FUTEX_LEN) as *const AtomicU64);
+            let child_parked = &*(base.add(CHILD_PARKED) as *const AtomicU32);
+            let host_parked = &*(base.add(HOST_PARKED) as *const AtomicU32);
             let mut seen = 0;
             loop {
+                if spin {
+                    spin_until(|| req.load(SeqCst) != seen);
+                }
                 while req.load(SeqCst) == seen {
-                    futex(req, libc::FUTEX_WAIT, seen);
+                    child_parked.store(1, SeqCst);
+                    if req.load(SeqCst) == seen {
+                        futex(req, libc::FUTEX_WAIT, seen);
+                    }
+                    child_parked.store(0, SeqCst);
                 }
                 seen = req.load(SeqCst);
                 if len_word.load(SeqCst) == 0 {
@@ -2300,7 +2380,9 @@ fn baseline_child(mode: &str, lib: &Path) -> ExitCode {
                     nop_bytes(base.add(FUTEX_DATA));
                 }
                 resp.store(seen, SeqCst);
-                futex(resp, libc::FUTEX_WAKE, 1);
+                if !spin || host_parked.load(SeqCst) != 0 {
+                    futex(resp, libc::FUTEX_WAKE, 1);
+                }
             }
         },
         _ => return ExitCode::from(2),
