@@ -168,3 +168,34 @@ fn helpers_die_with_a_killed_host() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A soname in the host's LD_LIBRARY_PATH loads (the fork server starts with
+/// it, since the dynamic loader reads it only at exec), and its directory is
+/// readable under Landlock.
+#[test]
+fn sonames_are_found_through_the_hosts_library_path() {
+    let lib = ffb_tests::fixture_lib();
+    let run = |with_path: bool| {
+        let mut cmd = Command::new(ffb_bin());
+        cmd.args([
+            "call",
+            "--bridge-mode",
+            "--json",
+            "--lib",
+            "libffb_fixture.so",
+            "--sig",
+            "ffb_add_i64(i64, i64) -> i64",
+            "2",
+            "3",
+        ])
+        .env("FFB_SHIM", shim_bin())
+        .env_remove("LD_LIBRARY_PATH");
+        if with_path {
+            cmd.env("LD_LIBRARY_PATH", lib.parent().unwrap());
+        }
+        let out = cmd.output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(run(true)["ret"], 5);
+    assert_eq!(run(false)["error"]["kind"], "load_failed");
+}
