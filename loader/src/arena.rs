@@ -98,6 +98,18 @@ impl Arena {
         };
     }
 
+    /// Replaces the contents of `out` with `len` bytes from a host-chosen
+    /// `offset`, reusing its allocation and writing each byte once.
+    pub fn read_to_vec(&self, offset: usize, len: usize, out: &mut Vec<u8>) {
+        assert!(offset >= CONTROL_SIZE && offset + len <= self.len());
+        out.clear();
+        out.reserve(len);
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base().add(offset), out.as_mut_ptr(), len);
+            out.set_len(len);
+        }
+    }
+
     /// Reads the helper's message once: the length is checked before use.
     pub fn message(&self, len: u32) -> Result<String> {
         let len = len as usize;

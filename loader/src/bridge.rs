@@ -1156,9 +1156,7 @@ fn copy_out(
                     Some(Value::Bytes(b)) => b,
                     _ => Vec::new(),
                 };
-                buf.clear();
-                buf.resize(slot.len, 0);
-                arena.read_into(slot.offset, &mut buf);
+                arena.read_to_vec(slot.offset, slot.len, &mut buf);
                 *value = Some(Value::Bytes(buf));
             }
             ArgType::Ptr(Pointee::Scalar(s)) => {

@@ -127,7 +127,15 @@ impl Helper {
         let (status_pipe, status_theirs) = pipe_pair(0)?;
         let output = open_output(spec.output.as_deref())?;
         let request = SpawnRequest {
-            library: spec.library.clone(),
+            // An absolute path spares the helper a getcwd (a loading-phase
+            // round trip through the host).
+            library: if spec.library.contains('/') {
+                std::fs::canonicalize(&spec.library)
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| spec.library.clone())
+            } else {
+                spec.library.clone()
+            },
             functions: spec.functions.clone(),
             filter: (*spec.filter).clone(),
             limits: spec.policy.limits.clone(),
@@ -212,14 +220,12 @@ impl Helper {
         let mut buf = vec![0u8; MAX_HANDSHAKE];
         loop {
             let listener = self.listener.as_ref().map(|l| l.as_raw_fd());
-            let ready = poll_fds(
-                &[
-                    Some(control.as_raw_fd()),
-                    Some(self.pidfd.as_raw_fd()),
-                    listener,
-                ],
-                deadline,
-            );
+            let fds = [
+                Some(control.as_raw_fd()),
+                Some(self.pidfd.as_raw_fd()),
+                listener,
+            ];
+            let ready = poll_fds(&fds, deadline);
             if ready[2] {
                 self.answer_notifications();
             }
