@@ -731,20 +731,20 @@ impl Bridge {
                 // Read once, and bounded by what was sent: how far the helper got
                 // before it ended. Its arena is still mapped until it is dropped.
                 Err(e) => (
-                    (helper.arena().control().helper.completed.load(Relaxed) as usize)
+                    (helper.arena().control().progress.completed.load(Relaxed) as usize)
                         .min(calls.len()),
                     Some(e),
                 ),
             };
         let mut outputs = Vec::with_capacity(completed);
         let mut lost_string = false;
+        // All result words in one copy (read once, like everything the helper wrote).
+        let mut results = vec![0u8; 8 * completed];
+        if let Some(helper) = self.helper.as_ref() {
+            helper.arena().read_into(results_at, &mut results);
+        }
         for (i, &(f, start, end)) in ranges.iter().enumerate().take(completed) {
-            let mut raw = [0u8; 8];
-            let Some(helper) = self.helper.as_ref() else {
-                break;
-            };
-            helper.arena().read_into(results_at + 8 * i, &mut raw);
-            let raw = u64::from_ne_bytes(raw);
+            let raw = u64::from_ne_bytes(results[8 * i..8 * i + 8].try_into().expect("8 bytes"));
             if failure.is_some() && raw != 0 && self.functions[f.index].sig.ret == RetType::CStr {
                 // The string lived in the helper, which is gone.
                 lost_string = true;
@@ -765,7 +765,9 @@ impl Bridge {
                 }
             };
             let mut out = Vec::new();
-            self.copy_out(start..end, &mut out);
+            if start != end {
+                self.copy_out(start..end, &mut out);
+            }
             outputs.push(CallOutput {
                 ret,
                 out,

@@ -65,6 +65,13 @@ pub(crate) fn spawn(
                     return Err(load_failed(format!("the fork server died: {e}")));
                 }
             }
+            Err(Exchange::Refused(libc::EPROTO)) => {
+                return Err(load_failed(format!(
+                    "'{}' is from another ffb build (it does not speak wire version {}): rebuild ffb and ffb-shim together",
+                    shim.display(),
+                    ffb_policy::wire::WIRE_VERSION
+                )))
+            }
             Err(Exchange::Refused(errno)) => {
                 return Err(load_failed(format!(
                     "the fork server could not fork: {}",

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ffb_policy::sandbox::{CompiledFilter, Namespace, Phase, SandboxPolicy, Verdict};
 use ffb_policy::syscalls::display_name;
-use ffb_policy::wire::{FsSpec, LandlockSpec};
+use ffb_policy::wire::{current_cpu_hint, FsSpec, LandlockSpec, WIRE_VERSION};
 use ffb_policy::wire::{HelperMessage, Op, SpawnRequest, Status, MAX_HANDSHAKE};
 
 use ffb_policy::spin::AdaptiveSpin;
@@ -127,6 +127,7 @@ impl Helper {
         let (status_pipe, status_theirs) = pipe_pair(0)?;
         let output = open_output(spec.output.as_deref())?;
         let request = SpawnRequest {
+            wire_version: WIRE_VERSION,
             // An absolute path spares the helper a getcwd (a loading-phase
             // round trip through the host).
             library: if spec.library.contains('/') {
@@ -341,6 +342,7 @@ impl Helper {
         ctl.host.op.store(op as u32, Relaxed);
         ctl.host.func.store(func, Relaxed);
         ctl.host.nargs.store(nargs, Relaxed);
+        ctl.host.host_cpu.store(current_cpu_hint(), Relaxed);
         ctl.host.req_seq.store(seq, SeqCst);
         let woke_helper = ctl.helper.helper_parked.load(SeqCst) != 0;
         if woke_helper {
@@ -393,16 +395,26 @@ impl Helper {
         let budget = spin.budget();
         let start = Instant::now();
         let mut spins = 0u32;
+        // A woken helper is often placed on this very CPU, and a helper that
+        // shares it cannot answer while this thread spins: then yield instead.
+        let mut yielding = woke_helper;
         loop {
             if ctl.helper.resp_seq.load(Acquire) == seq {
                 spin.answered_while_spinning();
                 return true;
             }
             spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(64) && start.elapsed() >= budget {
-                break;
+            if spins.is_multiple_of(64) {
+                if start.elapsed() >= budget {
+                    break;
+                }
+                yielding = yielding || sharing_cpu(ctl.helper.helper_cpu.load(Relaxed));
             }
-            std::hint::spin_loop();
+            if yielding {
+                unsafe { libc::sched_yield() };
+            } else {
+                std::hint::spin_loop();
+            }
         }
         spin.slept();
         loop {
@@ -760,6 +772,11 @@ fn read_memory(pid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
         out.truncate(got);
         out
     })
+}
+
+/// Whether a peer's CPU hint says it runs on this thread's CPU.
+fn sharing_cpu(peer: u32) -> bool {
+    peer != 0 && peer == current_cpu_hint()
 }
 
 /// Whether helper `pid` has a thread whose id in its own pid namespace is `tid`.

@@ -1549,7 +1549,7 @@ run_as = "nobody"
     #[test]
     fn hash_is_stable_and_follows_the_rules() {
         let pure = SandboxPolicy::pure();
-        assert_eq!(policy_hash(&pure), "48dd5b77cb418762");
+        assert_eq!(policy_hash(&pure), "c917e8ef065a1284");
         assert_eq!(policy_hash(&pure).len(), 16);
         let mut renamed = pure.clone();
         renamed.name = "/etc/ffb/other.toml".into();

@@ -817,6 +817,8 @@ const PURE_UNCONDITIONAL: &[&str] = &[
     "rt_sigreturn",
     "sigaltstack",
     "sched_yield",
+    // sched_getcpu() falls back to it where the vDSO cannot answer.
+    "getcpu",
     "nanosleep",
     "clock_nanosleep",
     "clock_gettime",

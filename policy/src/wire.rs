@@ -60,6 +60,9 @@ pub struct HostLine {
     pub nargs: AtomicU32,
     /// 1 while the host sleeps and wants an eventfd wake-up.
     pub host_parked: AtomicU32,
+    /// The CPU the host posted from, plus one (0: unknown). A helper on the
+    /// same CPU yields instead of spinning, so the host can run.
+    pub host_cpu: AtomicU32,
 }
 
 /// The fields written by the helper. The host reads each once and checks it.
@@ -75,7 +78,27 @@ pub struct HelperLine {
     pub helper_parked: AtomicU32,
     /// The raw return value: the low bytes hold the C return value.
     pub ret: AtomicU64,
-    /// For a batch: how many calls have completed (the helper's claim).
+    /// The CPU the helper answered from, plus one (0: unknown); a hint only.
+    pub helper_cpu: AtomicU32,
+}
+
+/// The CPU the caller runs on, plus one, for the `*_cpu` hints (0 if unknown).
+/// Cheap: glibc answers from its restartable-sequence area, without a syscall.
+pub fn current_cpu_hint() -> u32 {
+    let cpu = unsafe { libc::sched_getcpu() };
+    if cpu < 0 {
+        0
+    } else {
+        cpu as u32 + 1
+    }
+}
+
+/// Batch progress, on a cache line of its own: the helper bumps it after
+/// every call of a batch, and on the response line that would make the
+/// host's spinning re-fetch the line once per call.
+#[repr(C, align(64))]
+pub struct ProgressLine {
+    /// How many calls of the current batch have completed (the helper's claim).
     pub completed: AtomicU32,
 }
 
@@ -86,6 +109,8 @@ pub struct Control {
     pub host: HostLine,
     /// Written by the helper.
     pub helper: HelperLine,
+    /// Written by the helper during a batch.
+    pub progress: ProgressLine,
     /// Argument words, written by the host.
     pub args: [AtomicU64; MAX_WIRE_ARGS],
 }
@@ -164,9 +189,16 @@ pub mod fds {
     pub const FIRST_FREE: i32 = 7;
 }
 
+/// The layout and protocol version of this file. Host and helper must come
+/// from the same build: a mismatch is refused at spawn, never guessed at.
+pub const WIRE_VERSION: u32 = 4;
+
 /// What the host asks the fork server for. Sent as JSON with the helper's fds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SpawnRequest {
+    /// [`WIRE_VERSION`] of the host that sent it.
+    pub wire_version: u32,
     /// Library path or soname, passed to `dlopen`.
     pub library: String,
     /// Signatures to resolve before serving, in function-index order.
@@ -217,7 +249,8 @@ pub struct FsSpec {
     pub write: Vec<PathBuf>,
 }
 
-/// The fork server's reply: the new helper's pid (or `-errno`), sent with a
+/// The fork server's reply: the new helper's pid (or `-errno`; `-EPROTO` for a
+/// request it cannot read, such as one from another ffb version), sent with a
 /// pidfd for it. When the helper ends, the fork server reaps it and writes its
 /// raw wait status (4 bytes, native endian) to the status pipe that came with
 /// the request, then closes that pipe.

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use ffb_policy::signature::{ArgType, Pointee, RetType, ScalarType, Signature};
 use ffb_policy::spin::AdaptiveSpin;
 use ffb_policy::wire::{
-    fds, Control, HelperMessage, Op, SpawnRequest, Status, CONTROL_SIZE, MAX_WIRE_ARGS,
-    MESSAGE_CAPACITY, MESSAGE_OFFSET,
+    current_cpu_hint, fds, Control, HelperMessage, Op, SpawnRequest, Status, CONTROL_SIZE,
+    MAX_WIRE_ARGS, MESSAGE_CAPACITY, MESSAGE_OFFSET,
 };
 use libffi::middle::{Cif, Type};
 
@@ -200,6 +200,7 @@ impl Server {
         loop {
             let seq = self.wait_for_request(last);
             let ctl = self.control();
+            ctl.helper.helper_cpu.store(current_cpu_hint(), Relaxed);
             let (status, ret, message) = match Op::from_u32(ctl.host.op.load(Relaxed)) {
                 Some(Op::Call) => self.call(),
                 Some(Op::Declare) => self.declare_from_arena(),
@@ -236,6 +237,8 @@ impl Server {
         let budget = self.spin.budget();
         let start = Instant::now();
         let mut spins = 0u32;
+        // A host on this same CPU cannot post while this thread spins.
+        let mut yielding = false;
         loop {
             let seq = ctl.host.req_seq.load(Acquire);
             if seq != last {
@@ -243,10 +246,18 @@ impl Server {
                 return seq;
             }
             spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(64) && start.elapsed() >= budget {
-                break;
+            if spins.is_multiple_of(64) {
+                if start.elapsed() >= budget {
+                    break;
+                }
+                let host = ctl.host.host_cpu.load(Relaxed);
+                yielding = yielding || (host != 0 && host == current_cpu_hint());
             }
-            std::hint::spin_loop();
+            if yielding {
+                unsafe { libc::sched_yield() };
+            } else {
+                std::hint::spin_loop();
+            }
         }
         self.spin.slept();
         loop {
@@ -281,7 +292,7 @@ impl Server {
         let ctl = self.control();
         let count = ctl.host.nargs.load(Relaxed) as usize;
         let results = ctl.args[0].load(Relaxed) as usize;
-        ctl.helper.completed.store(0, Relaxed);
+        ctl.progress.completed.store(0, Relaxed);
         let arena_len = self.arena_len;
         let fits = move |offset: usize, len: usize| {
             offset >= CONTROL_SIZE && offset.checked_add(len).is_some_and(|end| end <= arena_len)
@@ -322,7 +333,7 @@ impl Server {
                 },
                 Err(why) => return (Status::BadRequest, 0, Some(why)),
             }
-            ctl.helper.completed.store(n as u32 + 1, Release);
+            ctl.progress.completed.store(n as u32 + 1, Release);
             record = words + 8 * nargs;
         }
         (Status::Ok, count as u64, None)

@@ -11,7 +11,7 @@ use std::os::fd::RawFd;
 use std::process::ExitCode;
 
 use ffb_policy::sandbox::Namespace;
-use ffb_policy::wire::{SpawnRequest, SPAWN_FDS};
+use ffb_policy::wire::{SpawnRequest, SPAWN_FDS, WIRE_VERSION};
 
 use crate::sys::check;
 
@@ -131,11 +131,11 @@ fn spawn(
             libc::close(fd);
         })
     };
-    let request: SpawnRequest = match serde_json::from_slice(request) {
-        Ok(r) => r,
-        Err(_) => {
+    let request = match serde_json::from_slice::<SpawnRequest>(request) {
+        Ok(r) if r.wire_version == WIRE_VERSION => r,
+        _ => {
             close_all(&fds);
-            return reply(-libc::EINVAL, None);
+            return reply(-libc::EPROTO, None);
         }
     };
     let [control, wake, arena, output, status] = fds;
