@@ -57,6 +57,10 @@ struct Args {
     /// Also draw median latency by payload size (log-log) as SVG to this file.
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
+    /// Also time loading this policy (a preset or a file) and starting a
+    /// helper under it from a warm fork server; may be given more than once.
+    #[arg(long, value_name = "FILE_OR_PRESET")]
+    policy: Vec<String>,
     /// Internal: serve as a baseline helper (stream or futex).
     #[arg(long, hide = true, value_name = "MODE")]
     baseline_child: Option<String>,
@@ -654,6 +658,28 @@ fn run(args: &Args) -> Result<(), String> {
         "helper from a warm fork server: fork + seccomp + dlopen + resolve",
         spawns,
     );
+    for spec in &args.policy {
+        let mut spawns = Vec::with_capacity(plan.warm_spawns);
+        for _ in 0..plan.warm_spawns {
+            let t = Instant::now();
+            let policy = ffb_policy::file::load_policy(spec).map_err(|e| e.to_string())?;
+            let b = builder(&lib, MAIN_ARENA)
+                .policy(policy)
+                .load()
+                .map_err(|e| e.to_string())?;
+            spawns.push(t.elapsed().as_nanos() as f64);
+            drop(b);
+        }
+        let name = format!("spawn_policy:{spec}");
+        r.timed(
+            &name,
+            "spawn_policy",
+            None,
+            "per load()",
+            "policy parse + compile + helper start under it, warm fork server",
+            spawns,
+        );
+    }
 
     // Hot calls: in-process, bridged and the IPC baselines, measured in
     // interleaved rounds so that noise from the rest of the machine falls on
@@ -1139,7 +1165,7 @@ fn run(args: &Args) -> Result<(), String> {
     drop(bridge);
     drop(inproc);
 
-    set_targets(&mut r);
+    set_targets(&mut r, &args.policy);
     let load_end = loadavg();
     let elapsed = started.elapsed().as_secs_f64();
     progress_done();
@@ -1183,7 +1209,7 @@ fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-fn set_targets(r: &mut Report) {
+fn set_targets(r: &mut Report, policies: &[String]) {
     let timer_note = "block-timed median (no timer overhead)";
     let null = r.median("bridge_null/blk");
     r.target(
@@ -1295,6 +1321,19 @@ fn set_targets(r: &mut Report) {
         human(warm),
         "median over loads",
     );
+    for spec in policies {
+        let name = format!("spawn_policy:{spec}");
+        let v = r.median(&name);
+        r.target(
+            &name,
+            "policy compile + helper start ≤ 5 ms (issue 3)",
+            v,
+            5e6,
+            true,
+            human(v),
+            "median over loads",
+        );
+    }
     let cold = r.median("spawn_cold");
     r.target(
         "spawn_cold",
