@@ -71,6 +71,8 @@ pub(crate) struct Helper {
     spin: AdaptiveSpin,
     /// Spin budget for waits that began by waking the helper.
     wake_spin: AdaptiveSpin,
+    /// When the helper was last moved off the host's CPU.
+    last_nudge: Option<Instant>,
     killed: Option<KillReason>,
     /// Set once the helper is known to be gone (and its status consumed).
     ended: Option<Error>,
@@ -177,6 +179,7 @@ impl Helper {
             } else {
                 spec.host_spin.max(WAKE_SPIN)
             }),
+            last_nudge: None,
             killed: None,
             ended: None,
             audit: spec.audit.clone(),
@@ -408,7 +411,10 @@ impl Helper {
                 if start.elapsed() >= budget {
                     break;
                 }
-                yielding = yielding || sharing_cpu(ctl.helper.helper_cpu.load(Relaxed));
+                if !yielding && sharing_cpu(ctl.helper.helper_cpu.load(Relaxed)) {
+                    yielding = true;
+                    nudge_apart(self.pid, &mut self.last_nudge);
+                }
             }
             if yielding {
                 unsafe { libc::sched_yield() };
@@ -772,6 +778,36 @@ fn read_memory(pid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
         out.truncate(got);
         out
     })
+}
+
+/// Moves the helper off this thread's CPU, at most every 50 ms: narrowing its
+/// affinity migrates it at once, and restoring the affinity leaves it where
+/// it went. A host and helper that share a CPU can only take turns; the
+/// scheduler separates such a pair only slowly, since neither looks busy.
+fn nudge_apart(pid: i32, last: &mut Option<Instant>) {
+    if last.is_some_and(|t| t.elapsed() < Duration::from_millis(50)) {
+        return;
+    }
+    *last = Some(Instant::now());
+    let cpu = current_cpu_hint();
+    if cpu == 0 {
+        return;
+    }
+    unsafe {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(pid, size, &mut allowed) != 0 {
+            return;
+        }
+        let mut elsewhere = allowed;
+        libc::CPU_CLR((cpu - 1) as usize, &mut elsewhere);
+        if libc::CPU_COUNT(&elsewhere) == 0 {
+            return;
+        }
+        if libc::sched_setaffinity(pid, size, &elsewhere) == 0 {
+            libc::sched_setaffinity(pid, size, &allowed);
+        }
+    }
 }
 
 /// Whether a peer's CPU hint says it runs on this thread's CPU.

@@ -200,7 +200,6 @@ impl Server {
         loop {
             let seq = self.wait_for_request(last);
             let ctl = self.control();
-            ctl.helper.helper_cpu.store(current_cpu_hint(), Relaxed);
             let (status, ret, message) = match Op::from_u32(ctl.host.op.load(Relaxed)) {
                 Some(Op::Call) => self.call(),
                 Some(Op::Declare) => self.declare_from_arena(),
@@ -222,6 +221,9 @@ impl Server {
                 ctl.helper.message_len.store(0, Relaxed);
             }
             ctl.helper.ret.store(ret, Relaxed);
+            // With the rest of the answer: an early store to this line would
+            // pull it away from the spinning host once more per call.
+            ctl.helper.helper_cpu.store(current_cpu_hint(), Relaxed);
             ctl.helper.status.store(status as u32, Relaxed);
             ctl.helper.resp_seq.store(seq, SeqCst);
             if ctl.host.host_parked.load(SeqCst) != 0 {
