@@ -92,8 +92,8 @@ pub(crate) fn event_for(kind: &ErrorKind) -> &'static str {
     }
 }
 
-/// UTC time as RFC 3339 with milliseconds.
-pub(crate) fn rfc3339_now() -> String {
+/// The current UTC time as RFC 3339 with milliseconds, as audit lines carry it.
+pub fn rfc3339_now() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -651,11 +651,7 @@ impl Bridge {
         &mut self,
         calls: &[(FunctionId, &[Value])],
     ) -> std::result::Result<Vec<CallOutput>, BatchFailure> {
-        let fail = |index, error| BatchFailure {
-            completed: Vec::new(),
-            index,
-            error,
-        };
+        let fail = BatchFailure::before_sending;
         for (i, (f, args)) in calls.iter().enumerate() {
             self.check_call(*f, args).map_err(|e| fail(i, e))?;
         }
@@ -943,6 +939,17 @@ pub struct BatchFailure {
     pub index: usize,
     /// Why it failed.
     pub error: Error,
+}
+
+impl BatchFailure {
+    /// A batch refused before anything ran: call `index` cannot be sent.
+    pub fn before_sending(index: usize, error: Error) -> Self {
+        BatchFailure {
+            completed: Vec::new(),
+            index,
+            error,
+        }
+    }
 }
 
 impl std::fmt::Display for BatchFailure {

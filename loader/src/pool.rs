@@ -365,11 +365,7 @@ impl Pool {
         &self,
         calls: &[(FunctionId, &[Value])],
     ) -> std::result::Result<Vec<CallOutput>, BatchFailure> {
-        let fail = |index, error| BatchFailure {
-            completed: Vec::new(),
-            index,
-            error,
-        };
+        let fail = BatchFailure::before_sending;
         let mut home = None;
         for (i, (_, args)) in calls.iter().enumerate() {
             let h = route(args).map_err(|e| fail(i, e))?;
