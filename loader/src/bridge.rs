@@ -430,7 +430,10 @@ impl Bridge {
                     return Err(self.failed(e, None));
                 }
                 status => {
-                    let message = helper.arena().message(response.message_len)?;
+                    let message = match helper.arena().message(response.message_len) {
+                        Ok(m) => m,
+                        Err(e) => return Err(self.failed(e, None)),
+                    };
                     let kind = if status == Status::SymbolNotFound {
                         ErrorKind::SymbolNotFound
                     } else {
@@ -711,6 +714,14 @@ impl Bridge {
         }
         let deadline = Instant::now() + self.timeout;
         let helper = self.helper.as_mut().expect("ensured");
+        // The helper resets it too, but a helper that dies before it gets
+        // there must not leave the previous batch's count standing.
+        helper
+            .arena()
+            .control()
+            .progress
+            .completed
+            .store(0, Relaxed);
         let (completed, failure) =
             match helper.round_trip(Op::Batch, 0, calls.len() as u32, deadline) {
                 Ok(r) if r.status == Status::Ok => (calls.len(), None),
@@ -1094,9 +1105,13 @@ impl LayoutContext<'_> {
                 });
                 continue;
             }
+            let bytes = match ty {
+                ArgType::CStr | ArgType::Bytes => buffer_bytes(ty, value, position)?,
+                _ => &[],
+            };
             let len = match ty {
-                ArgType::CStr => buffer_bytes(ty, value, position)?.len() + 1,
-                ArgType::Bytes => buffer_bytes(ty, value, position)?.len(),
+                ArgType::CStr => bytes.len() + 1,
+                ArgType::Bytes => bytes.len(),
                 ArgType::Out(n) => n,
                 ArgType::Ptr(_) => 8,
                 ArgType::Scalar(_) | ArgType::Handle => 0,
@@ -1111,13 +1126,12 @@ impl LayoutContext<'_> {
                 ArgType::Scalar(s) => scalar_word(s, value, position)?,
                 ArgType::Handle => handle_raw(value, self.generation, self.handles)?,
                 ArgType::CStr => {
-                    let bytes = buffer_bytes(ty, value, position)?;
                     arena.write(offset, bytes);
                     arena.write(offset + bytes.len(), &[0]);
                     offset as u64
                 }
                 ArgType::Bytes => {
-                    arena.write(offset, buffer_bytes(ty, value, position)?);
+                    arena.write(offset, bytes);
                     offset as u64
                 }
                 ArgType::Out(n) => {

@@ -242,6 +242,12 @@ impl Helper {
                         libc::MSG_DONTWAIT,
                     )
                 };
+                if n == 0 {
+                    return Err(Error::new(
+                        ErrorKind::LoadFailed,
+                        "the helper closed its control channel while loading",
+                    ));
+                }
                 if n > 0 {
                     // Read once: the library's constructors may have written here too.
                     let message: HelperMessage = serde_json::from_slice(&buf[..n as usize])
@@ -352,8 +358,8 @@ impl Helper {
             futex_wake(&ctl.host.req_seq);
         }
         if !self.wait(seq, deadline, woke_helper) {
-            let e = self.finish_after_wait(deadline);
-            return Err(e);
+            // Dead or being killed: reap it and say why it ended.
+            return Err(self.reap());
         }
         let ctl = self.arena.control();
         // The request must still be the one the host wrote: a changed request
@@ -458,12 +464,6 @@ impl Helper {
                 return false;
             }
         }
-    }
-
-    /// After a wait that did not end in a response: the helper is dead or
-    /// being killed. Reaps it and says why it ended.
-    fn finish_after_wait(&mut self, _deadline: Instant) -> Error {
-        self.reap()
     }
 
     fn protocol(&mut self, message: String) -> Error {
@@ -600,7 +600,7 @@ impl Helper {
         let Some(listener) = self.listener.as_ref().map(|l| l.as_raw_fd()) else {
             return;
         };
-        while poll_fds(&[Some(listener)], Instant::now())[0] {
+        while has_notification(listener) {
             let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
             if unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) } != 0 {
                 // ENOENT: the thread died before we looked. Anything else: the
@@ -709,6 +709,8 @@ impl Helper {
             out.truncate(start + n as usize);
             if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
                 out.truncate(start + nul);
+                // Reads go a page at a time: keep only what the string needs.
+                out.shrink_to_fit();
                 return Ok(out);
             }
             at += n as u64;
@@ -873,6 +875,18 @@ fn landlock_spec(policy: &SandboxPolicy, library: &str) -> LandlockSpec {
     }
 }
 
+/// Whether a notification is waiting on the listener. POLLIN only: a
+/// listener whose tasks are all gone reports POLLHUP, and a RECV then would
+/// block for good on older kernels.
+fn has_notification(listener: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd: listener,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLIN != 0 }
+}
+
 fn futex_wake(word: &std::sync::atomic::AtomicU32) {
     // Not FUTEX_PRIVATE: the helper waits on its own mapping of the same page.
     unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1) };
@@ -890,8 +904,8 @@ fn poll_fds<const N: usize>(fds: &[Option<RawFd>; N], deadline: Instant) -> [boo
     }
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let ms = left.as_millis().min(i32::MAX as u128) as i32
-            + i32::from(!left.subsec_micros().is_multiple_of(1000));
+        let ms = (left.as_millis().min(i32::MAX as u128 - 1) as i32)
+            .saturating_add(i32::from(!left.subsec_micros().is_multiple_of(1000)));
         let n = unsafe { libc::poll(polls.as_mut_ptr(), N as libc::nfds_t, ms) };
         if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
             continue;

@@ -40,11 +40,11 @@ mod learn;
 mod pool;
 mod value;
 
+pub use audit::rfc3339_now;
 pub use bridge::{
     call_effects, check_arity, default_shim, BatchFailure, Bridge, BridgeBuilder, BridgeMode,
     CallOutput, FunctionId, SharedBuffer, DEFAULT_ARENA, DEFAULT_MAX_CSTR,
 };
-pub use audit::rfc3339_now;
 pub use error::{signal_name, Error, ErrorKind, Result};
 pub use ffb_policy::effects::{EffectSet, WORST_CASE};
 pub use ffb_policy::sandbox::SandboxPolicy;

@@ -23,7 +23,9 @@ fn fail(what: &str, err: io::Error) -> LockdownError {
 /// the extension's stdout/stderr sent to `output`.
 pub fn take_process(parent: i32, received: [i32; 4]) -> Result<(), LockdownError> {
     unsafe {
-        libc::setpgid(0, 0);
+        // A session of its own, not just a process group: it cannot join the
+        // host's group (setpgid across sessions fails) and has no terminal.
+        libc::setsid();
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
             return Err(fail("PR_SET_PDEATHSIG", io::Error::last_os_error()));
         }

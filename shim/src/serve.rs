@@ -17,8 +17,10 @@ use crate::sys::{futex_wait, send_packet, write_all};
 
 /// Runs a freshly forked helper. Never returns.
 pub fn helper_main(request: SpawnRequest, received: [i32; 4], parent: i32) -> ! {
-    if let Err(LockdownError(why)) = lockdown::take_process(parent, received) {
-        fail_and_exit("load_failed", &format!("helper setup failed: {why}"));
+    if lockdown::take_process(parent, received).is_err() {
+        // fd 3 may still be the fork server's socket to the host: say nothing
+        // there; the host learns of the failure from the exit status.
+        unsafe { libc::_exit(114) };
     }
     for (key, value) in &request.env {
         std::env::set_var(key, value);

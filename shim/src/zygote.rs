@@ -54,6 +54,9 @@ pub fn run() -> ExitCode {
             match receive(&mut buf) {
                 Received::Request { len, fds } => {
                     spawn(&buf[..len], fds, sigchld, &mut status_pipes);
+                    // Every later helper is a copy of this process: leave no
+                    // earlier request (paths, environment) for it to read.
+                    buf[..len].fill(0);
                 }
                 Received::Nothing => {}
                 Received::HostGone => return ExitCode::SUCCESS,
@@ -171,6 +174,15 @@ fn spawn(
         crate::serve::helper_main(request, [control, wake, arena, output], expected_parent);
     }
     close_all(&[control, wake, arena, output]);
+    let mut request = request;
+    for (key, value) in &mut request.env {
+        // SAFETY: zeroes are valid UTF-8.
+        unsafe {
+            key.as_bytes_mut().fill(0);
+            value.as_bytes_mut().fill(0);
+        }
+    }
+    drop(request);
     if pid < 0 {
         let errno = std::io::Error::last_os_error()
             .raw_os_error()

@@ -199,3 +199,24 @@ fn sonames_are_found_through_the_hosts_library_path() {
     assert_eq!(run(true)["ret"], 5);
     assert_eq!(run(false)["error"]["kind"], "load_failed");
 }
+
+/// The helper leads a session of its own, so it cannot join the host's
+/// process group (where `kill(0, ...)` would reach the host) even under a
+/// policy that allows setpgid.
+#[test]
+fn the_helper_cannot_join_the_hosts_process_group() {
+    let p = SandboxPolicy::pure()
+        .allow("getsid")
+        .unwrap()
+        .allow("setpgid")
+        .unwrap();
+    let mut b = hostile(p);
+    let me = syscall0(&mut b, SYS_GETPID);
+    assert_eq!(syscall0(&mut b, 124), me, "getsid(0): its own session");
+    let host_group = unsafe { libc::getpgrp() } as i64;
+    let mut args = vec![Value::I64(109), Value::I64(0), Value::I64(host_group)];
+    args.extend((0..4).map(|_| Value::I64(0)));
+    let out = b.call_by_name("ffb_syscall6", &args).unwrap();
+    let Value::I64(r) = out.ret else { panic!() };
+    assert_ne!(r, 0, "setpgid(0, host's group) must fail across sessions");
+}
