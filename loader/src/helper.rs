@@ -615,7 +615,11 @@ impl Helper {
             let pid = self.pid;
             let in_pid_ns = self.policy.namespaces.contains(&Namespace::Pid);
             let mut verdict = self.policy.verdict(nr, &args, self.phase, |target| {
-                if in_pid_ns {
+                if target == 0 {
+                    // kill(0, ...): the helper's process group, which must still
+                    // be its own (it could have joined the host's).
+                    leads_own_group(pid)
+                } else if in_pid_ns {
                     // Targets are ids in the helper's own namespace, where it is 1.
                     target == 1 || has_namespaced_thread(pid, target)
                 } else {
@@ -815,6 +819,18 @@ fn nudge_apart(pid: i32, last: &mut Option<Instant>) {
 /// Whether a peer's CPU hint says it runs on this thread's CPU.
 fn sharing_cpu(peer: u32) -> bool {
     peer != 0 && peer == current_cpu_hint()
+}
+
+/// Whether process `pid` is the leader of its process group (field 5 of
+/// /proc/PID/stat, read after the command name's closing parenthesis).
+fn leads_own_group(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = stat.rsplit_once(')')?.1;
+            rest.split_whitespace().nth(2)?.parse::<i32>().ok()
+        })
+        .is_some_and(|pgrp| pgrp == pid)
 }
 
 /// Whether helper `pid` has a thread whose id in its own pid namespace is `tid`.

@@ -738,7 +738,8 @@ impl SandboxPolicy {
     /// The host's answer to a notification for syscall `nr` with `args`.
     ///
     /// `aimed_at_self(arg)` tells whether a signal's target (a pid or tid) is the
-    /// helper itself. Only what the compiled program routes to the listener
+    /// helper itself; `aimed_at_self(0)` whether the helper still leads its own
+    /// process group (the target of `kill(0, ...)`). Only what the compiled program routes to the listener
     /// reaches this function, so it never needs to consult the allow rules.
     pub fn verdict(
         &self,
@@ -768,9 +769,11 @@ impl SandboxPolicy {
             // the target is always argument 0. kill(0, sig) is the caller's own group.
             // The target is a C int: the register's upper half means nothing.
             let target = args[0] as u32 as i32 as i64;
+            // `aimed_at_self(0)` asks whether the helper's process group is
+            // still only the helper (it leads it); kill(0) signals that group.
             let is_self = match name.as_str() {
-                "kill" => target == 0 || aimed_at_self(target) || aimed_at_self(-target),
-                _ => aimed_at_self(target),
+                "kill" => aimed_at_self(target) || (target < 0 && aimed_at_self(-target)),
+                _ => target != 0 && aimed_at_self(target),
             };
             return if is_self && target != -1 {
                 Verdict::Continue
@@ -1281,7 +1284,7 @@ mod tests {
     fn signals_pass_only_when_aimed_at_the_helper() {
         let p = SandboxPolicy::pure();
         let me = 4242;
-        let is_me = |t: i64| t == me;
+        let is_me = |t: i64| t == me || t == 0;
         let at = |t: i64| [t as u64, libc::SIGABRT as u64, 0, 0, 0, 0];
         assert_eq!(
             p.verdict(nr("tgkill"), &at(me), Phase::Serving, is_me),
@@ -1290,6 +1293,12 @@ mod tests {
         assert_eq!(
             p.verdict(nr("kill"), &at(0), Phase::Serving, is_me),
             Verdict::Continue
+        );
+        // A helper that joined another process group no longer owns kill(0).
+        let left_its_group = |t: i64| t == me;
+        assert_eq!(
+            p.verdict(nr("kill"), &at(0), Phase::Serving, left_its_group),
+            Verdict::Violation
         );
         assert_eq!(
             p.verdict(nr("kill"), &at(1), Phase::Serving, is_me),

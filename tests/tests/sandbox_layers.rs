@@ -200,23 +200,39 @@ fn sonames_are_found_through_the_hosts_library_path() {
     assert_eq!(run(false)["error"]["kind"], "load_failed");
 }
 
-/// The helper leads a session of its own, so it cannot join the host's
-/// process group (where `kill(0, ...)` would reach the host) even under a
-/// policy that allows setpgid.
+/// A helper that joins the host's process group (under a policy that allows
+/// setpgid) cannot then reach the host with `kill(0, ...)`: the host lets
+/// kill(0) through only while the helper still leads its own group.
 #[test]
-fn the_helper_cannot_join_the_hosts_process_group() {
-    let p = SandboxPolicy::pure()
-        .allow("getsid")
-        .unwrap()
-        .allow("setpgid")
+fn kill_zero_from_another_process_group_is_a_violation() {
+    let p = SandboxPolicy::pure().allow("setpgid").unwrap();
+    let mut b = Bridge::builder(hostile_lib().to_string_lossy())
+        .bridge_mode(BridgeMode::Enabled)
+        .shim(shim_bin())
+        .policy(p)
+        .declare("ffb_syscall6(i64, i64, i64, i64, i64, i64, i64) -> i64")
+        .declare("ffb_kill_pid(i64, i32) -> i32")
+        .load()
         .unwrap();
-    let mut b = hostile(p);
-    let me = syscall0(&mut b, SYS_GETPID);
-    assert_eq!(syscall0(&mut b, 124), me, "getsid(0): its own session");
+    // Signal 0 only probes: were the check missing, nothing would be hurt.
+    let own = b
+        .call_by_name("ffb_kill_pid", &[Value::I64(0), Value::I32(0)])
+        .unwrap();
+    assert_eq!(own.ret, Value::I32(0), "its own group is fine");
     let host_group = unsafe { libc::getpgrp() } as i64;
     let mut args = vec![Value::I64(109), Value::I64(0), Value::I64(host_group)];
     args.extend((0..4).map(|_| Value::I64(0)));
-    let out = b.call_by_name("ffb_syscall6", &args).unwrap();
-    let Value::I64(r) = out.ret else { panic!() };
-    assert_ne!(r, 0, "setpgid(0, host's group) must fail across sessions");
+    let joined = b.call_by_name("ffb_syscall6", &args).unwrap();
+    assert_eq!(joined.ret, Value::I64(0), "setpgid into the host's group");
+    let e = b
+        .call_by_name("ffb_kill_pid", &[Value::I64(0), Value::I32(0)])
+        .unwrap_err();
+    assert_eq!(
+        e.kind,
+        ErrorKind::PolicyViolation {
+            syscall: "kill".into(),
+            nr: 62
+        },
+        "{e}"
+    );
 }
