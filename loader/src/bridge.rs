@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ffb_policy::effects::{EffectSet, WORST_CASE};
 use ffb_policy::sandbox::SandboxPolicy;
@@ -415,8 +415,7 @@ impl Bridge {
             helper.arena().write(CONTROL_SIZE, text.as_bytes());
             helper.arena().control().args[0]
                 .store(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            let deadline = Instant::now() + self.timeout;
-            let response = match helper.round_trip(Op::Declare, 0, 1, deadline) {
+            let response = match helper.round_trip(Op::Declare, 0, 1, self.timeout) {
                 Ok(r) => r,
                 Err(e) => return Err(self.failed(e, None)),
             };
@@ -712,7 +711,7 @@ impl Bridge {
             let ctl = arena.control();
             ctl.args[0].store(results_at as u64, Relaxed);
         }
-        let deadline = Instant::now() + self.timeout;
+        let timeout = self.timeout;
         let helper = self.helper.as_mut().expect("ensured");
         // The helper resets it too, but a helper that dies before it gets
         // there must not leave the previous batch's count standing.
@@ -723,7 +722,7 @@ impl Bridge {
             .completed
             .store(0, Relaxed);
         let (completed, failure) =
-            match helper.round_trip(Op::Batch, 0, calls.len() as u32, deadline) {
+            match helper.round_trip(Op::Batch, 0, calls.len() as u32, timeout) {
                 Ok(r) if r.status == Status::Ok => (calls.len(), None),
                 Ok(r) => (
                     0,
@@ -900,9 +899,9 @@ impl Bridge {
         count: u32,
         f: Option<FunctionId>,
     ) -> Result<Response> {
-        let deadline = Instant::now() + self.timeout;
+        let timeout = self.timeout;
         let helper = self.helper.as_mut().expect("ensured");
-        match helper.round_trip(op, func, count, deadline) {
+        match helper.round_trip(op, func, count, timeout) {
             Ok(r) if r.status == Status::Ok => Ok(r),
             Ok(r) => {
                 let e = Error::new(

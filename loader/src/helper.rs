@@ -332,12 +332,14 @@ impl Helper {
     }
 
     /// Sends one request and waits for its answer, the helper's death, or the deadline.
+    /// The call's clock starts when the host first looks at it (a fast answer
+    /// needs no clock at all); `timeout` runs from there.
     pub fn round_trip(
         &mut self,
         op: Op,
         func: u32,
         nargs: u32,
-        deadline: Instant,
+        timeout: Duration,
     ) -> Result<Response> {
         if let Some(e) = &self.ended {
             return Err(e.clone());
@@ -357,7 +359,7 @@ impl Helper {
         if woke_helper {
             futex_wake(&ctl.host.req_seq);
         }
-        if !self.wait(seq, deadline, woke_helper) {
+        if !self.wait(seq, timeout, woke_helper) {
             // Dead or being killed: reap it and say why it ended.
             return Err(self.reap());
         }
@@ -392,7 +394,7 @@ impl Helper {
     }
 
     /// Spins, then sleeps; true when the response for `seq` is in.
-    fn wait(&mut self, seq: u32, deadline: Instant, woke_helper: bool) -> bool {
+    fn wait(&mut self, seq: u32, timeout: Duration, woke_helper: bool) -> bool {
         let ctl = self.arena.control();
         // A helper that was asleep needs a wake-up first: spinning through it
         // (when that has worked lately) saves a second blocking wake-up here.
@@ -402,7 +404,9 @@ impl Helper {
             &mut self.spin
         };
         let budget = spin.budget();
-        let start = Instant::now();
+        // Read lazily: a hot answer arrives within the first few dozen spins,
+        // and a clock read would be a good share of its cost.
+        let mut start: Option<Instant> = None;
         let mut spins = 0u32;
         // A woken helper is often placed on this very CPU, and a helper that
         // shares it cannot answer while this thread spins: then yield instead.
@@ -414,7 +418,8 @@ impl Helper {
             }
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(64) {
-                if start.elapsed() >= budget {
+                let now = Instant::now();
+                if now - *start.get_or_insert(now) >= budget {
                     break;
                 }
                 if !yielding && sharing_cpu(ctl.helper.helper_cpu.load(Relaxed)) {
@@ -429,6 +434,7 @@ impl Helper {
             }
         }
         spin.slept();
+        let deadline = start.unwrap_or_else(Instant::now) + timeout;
         loop {
             let ctl = self.arena.control();
             ctl.host.host_parked.store(1, SeqCst);
