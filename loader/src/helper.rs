@@ -128,24 +128,25 @@ impl Helper {
         let (control, control_theirs) = pipe_pair(libc::SOCK_SEQPACKET)?;
         let (status_pipe, status_theirs) = pipe_pair(0)?;
         let output = open_output(spec.output.as_deref())?;
+        // An absolute path spares the helper a getcwd (a loading-phase round
+        // trip through the host), and names the directory Landlock must open.
+        let library = if spec.library.contains('/') {
+            std::fs::canonicalize(&spec.library)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| spec.library.clone())
+        } else {
+            spec.library.clone()
+        };
         let request = SpawnRequest {
             wire_version: WIRE_VERSION,
-            // An absolute path spares the helper a getcwd (a loading-phase
-            // round trip through the host).
-            library: if spec.library.contains('/') {
-                std::fs::canonicalize(&spec.library)
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_else(|_| spec.library.clone())
-            } else {
-                spec.library.clone()
-            },
+            landlock: (spec.learn.is_none()).then(|| landlock_spec(&spec.policy, &library)),
+            library,
             functions: spec.functions.clone(),
             filter: (*spec.filter).clone(),
             limits: spec.policy.limits.clone(),
             arena_len: arena.len() as u64,
             spin_us: spec.helper_spin_us,
             env: spec.env.clone(),
-            landlock: (spec.learn.is_none()).then(|| landlock_spec(&spec.policy, &spec.library)),
             namespaces: spec.policy.namespaces.clone(),
             run_as: spec.policy.run_as.clone(),
         };
@@ -697,26 +698,16 @@ impl Helper {
         let mut out = Vec::new();
         let mut at = addr;
         while out.len() < bound + 1 {
-            let page_left = 4096 - (at as usize % 4096);
-            let want = page_left.min(bound + 1 - out.len());
             let start = out.len();
-            out.resize(start + want, 0);
-            let local = libc::iovec {
-                iov_base: out[start..].as_mut_ptr().cast(),
-                iov_len: want,
-            };
-            let remote = libc::iovec {
-                iov_base: at as *mut libc::c_void,
-                iov_len: want,
-            };
-            let n = unsafe { libc::process_vm_readv(self.pid, &local, 1, &remote, 1, 0) };
-            if n <= 0 {
+            out.resize(start + (bound + 1 - start).min(PAGE), 0);
+            let n = read_within_page(self.pid, at, &mut out[start..]);
+            if n == 0 {
                 return Err(Error::new(
                     ErrorKind::Protocol,
                     format!("the returned string at {addr:#x} is not readable {start} bytes in"),
                 ));
             }
-            out.truncate(start + n as usize);
+            out.truncate(start + n);
             if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
                 out.truncate(start + nul);
                 // Reads go a page at a time: keep only what the string needs.
@@ -770,26 +761,35 @@ fn read_memory(pid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
     let mut out = vec![0u8; len];
     let mut got = 0;
     while got < len {
-        let at = addr + got as u64;
-        let want = (4096 - (at as usize % 4096)).min(len - got);
-        let local = libc::iovec {
-            iov_base: out[got..].as_mut_ptr().cast(),
-            iov_len: want,
-        };
-        let remote = libc::iovec {
-            iov_base: at as *mut libc::c_void,
-            iov_len: want,
-        };
-        let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-        if n <= 0 {
+        let n = read_within_page(pid, addr + got as u64, &mut out[got..]);
+        if n == 0 {
             break;
         }
-        got += n as usize;
+        got += n;
     }
     (got > 0).then(|| {
         out.truncate(got);
         out
     })
+}
+
+const PAGE: usize = 4096;
+
+/// Reads another process's memory at `at` into `out`, but never past the end
+/// of the page holding `at`, so a fault beyond it cannot hide the bytes before
+/// it. Returns how many bytes were read: 0 when `at` is unreadable.
+fn read_within_page(pid: i32, at: u64, out: &mut [u8]) -> usize {
+    let want = out.len().min(PAGE - (at as usize % PAGE));
+    let local = libc::iovec {
+        iov_base: out.as_mut_ptr().cast(),
+        iov_len: want,
+    };
+    let remote = libc::iovec {
+        iov_base: at as *mut libc::c_void,
+        iov_len: want,
+    };
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    n.max(0) as usize
 }
 
 /// Moves the helper off this thread's CPU, at most every 50 ms: narrowing its
@@ -867,7 +867,7 @@ const LOADER_PATHS: &[&str] = &[
 ];
 
 /// Landlock rules for a policy: its own paths and ports, plus what loading
-/// the library reads. Nothing for a policy that does not confine (an imported
+/// the library (given as a soname or a canonical path) reads. Nothing for a policy that does not confine (an imported
 /// seccomp-only profile).
 fn landlock_spec(policy: &SandboxPolicy, library: &str) -> LandlockSpec {
     if !policy.confine {
@@ -876,9 +876,7 @@ fn landlock_spec(policy: &SandboxPolicy, library: &str) -> LandlockSpec {
     let mut read = policy.filesystem.read.clone();
     let mut extra: Vec<PathBuf> = LOADER_PATHS.iter().map(PathBuf::from).collect();
     if library.contains('/') {
-        if let Ok(path) = std::fs::canonicalize(library) {
-            extra.extend(path.parent().map(PathBuf::from));
-        }
+        extra.extend(std::path::Path::new(library).parent().map(PathBuf::from));
     }
     if let Ok(dirs) = std::env::var("LD_LIBRARY_PATH") {
         extra.extend(dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from));

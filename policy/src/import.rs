@@ -372,6 +372,16 @@ const HELPER_ARCHES: &[&str] = &["amd64", "x86_64"];
 /// that stops the helper); `SCMP_ACT_LOG`. `SCMP_ACT_TRAP`, `SCMP_ACT_TRACE`
 /// and `SCMP_ACT_NOTIFY` are rejected, as is a default that allows.
 ///
+/// Parses `text` as JSON, with the parser's position on failure.
+fn parse_json(text: &str, path: &str) -> Result<Value, PolicyFileError> {
+    serde_json::from_str(text).map_err(|e| PolicyFileError {
+        path: path.to_string(),
+        line: e.line(),
+        column: e.column(),
+        message: format!("not valid JSON: {e}"),
+    })
+}
+
 /// Syscall names x86_64 does not have (Docker lists other architectures' and
 /// newer kernels' calls) are skipped, with one warning listing them.
 pub fn import_docker(
@@ -380,12 +390,7 @@ pub fn import_docker(
     kernel: (u32, u32),
 ) -> Result<SandboxPolicy, PolicyFileError> {
     let ix = JsonIndex::new(text, path);
-    let root: Value = serde_json::from_str(text).map_err(|e| PolicyFileError {
-        path: path.to_string(),
-        line: e.line(),
-        column: e.column(),
-        message: format!("not valid JSON: {e}"),
-    })?;
+    let root = parse_json(text, path)?;
     let root = as_object(&ix, "", &root)?;
     check_keys(
         &ix,
@@ -702,12 +707,7 @@ fn docker_filter(
 /// made on all 64 bits, with a warning.
 pub fn import_seccompiler(text: &str, path: &str) -> Result<SandboxPolicy, PolicyFileError> {
     let ix = JsonIndex::new(text, path);
-    let root: Value = serde_json::from_str(text).map_err(|e| PolicyFileError {
-        path: path.to_string(),
-        line: e.line(),
-        column: e.column(),
-        message: format!("not valid JSON: {e}"),
-    })?;
+    let root = parse_json(text, path)?;
     let root = as_object(&ix, "", &root)?;
     if root.len() != 1 {
         let names: Vec<&str> = root.keys().map(String::as_str).collect();
