@@ -192,8 +192,9 @@ pub mod in_process {
         /// # Panics
         /// If the symbol is missing.
         pub unsafe fn sym<T>(&self, name: &str) -> libloading::Symbol<'_, T> {
-            self.lib
-                .get(name.as_bytes())
+            // SAFETY: the caller promises `T` matches the symbol's C type,
+            // and the symbol borrows `self.lib`, which outlives it.
+            unsafe { self.lib.get(name.as_bytes()) }
                 .unwrap_or_else(|e| panic!("ffb-tests: symbol {name} not found: {e}"))
         }
     }

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use ffb_policy::wire::{Control, CONTROL_SIZE, MESSAGE_CAPACITY, MESSAGE_OFFSET, MIN_ARENA};
+use ffb_contract::wire::{Control, CONTROL_SIZE, MESSAGE_CAPACITY, MESSAGE_OFFSET, MIN_ARENA};
 use memmap2::MmapMut;
 
 use crate::error::{Error, ErrorKind, Result};

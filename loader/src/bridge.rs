@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ffb_policy::effects::{EffectSet, WORST_CASE};
+use ffb_abi::effects::{EffectSet, WORST_CASE};
+use ffb_abi::signature::{ArgType, Pointee, RetType, Signature};
+use ffb_contract::wire::{align_up, Op, Status, CONTROL_SIZE, MAX_WIRE_ARGS};
 use ffb_policy::sandbox::SandboxPolicy;
-use ffb_policy::signature::{ArgType, Pointee, RetType, Signature};
-use ffb_policy::wire::{align_up, Op, Status, CONTROL_SIZE, MAX_WIRE_ARGS};
 
 use crate::error::{err, Error, ErrorKind, Result};
 use crate::helper::{Helper, HelperSpec, Response};
@@ -289,7 +289,7 @@ fn parse_signature(text: &str) -> Result<Signature> {
 
 /// Finds `ffb-shim`: `FFB_SHIM`, else next to the current executable (or its parent
 /// directory, for test binaries in `target/*/deps`).
-pub fn default_shim() -> Result<PathBuf> {
+pub(crate) fn default_shim() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("FFB_SHIM") {
         return Ok(PathBuf::from(p));
     }
@@ -1007,7 +1007,10 @@ impl SharedBuffer<'_> {
     /// lives; only use this while no call is running, and treat what you read
     /// as untrusted.
     pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
-        std::slice::from_raw_parts_mut(self.ptr, self.len)
+        // SAFETY: `ptr..ptr + len` is the reserved end of the live arena
+        // mapping, borrowed mutably through `self`; the caller upholds the
+        // no-call-running rule above.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 }
 
@@ -1034,29 +1037,12 @@ struct Slot {
     shared: bool,
 }
 
-/// Checks that `given` values were supplied for `sig`'s parameters (`out[N]`
-/// takes none); the error names the expected types.
-pub fn check_arity(sig: &Signature, given: usize) -> Result<()> {
-    let expected = sig.value_arity();
-    if given == expected {
-        return Ok(());
+/// Checks that `given` values were supplied for `sig`'s parameters.
+pub(crate) fn check_arity(sig: &Signature, given: usize) -> Result<()> {
+    match sig.arity_mismatch(given) {
+        None => Ok(()),
+        Some(message) => err(ErrorKind::BadArgument, message),
     }
-    let types: Vec<String> = sig
-        .args
-        .iter()
-        .filter(|a| a.takes_value())
-        .map(ToString::to_string)
-        .collect();
-    err(
-        ErrorKind::BadArgument,
-        format!(
-            "{} takes {expected} argument{} ({}) but {given} {} given",
-            sig.name,
-            if expected == 1 { "" } else { "s" },
-            types.join(", "),
-            if given == 1 { "was" } else { "were" }
-        ),
-    )
 }
 
 struct LayoutContext<'a> {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-use ffb_policy::wire::{SpawnReply, SpawnRequest, SPAWN_FDS};
+use ffb_contract::wire::{SpawnReply, SpawnRequest, SPAWN_FDS};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -69,7 +69,7 @@ pub(crate) fn spawn(
                 return Err(load_failed(format!(
                     "'{}' is from another ffb build (it does not speak wire version {}): rebuild ffb and ffb-shim together",
                     shim.display(),
-                    ffb_policy::wire::WIRE_VERSION
+                    ffb_contract::wire::WIRE_VERSION
                 )))
             }
             Err(Exchange::Refused(errno)) => {

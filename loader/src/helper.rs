@@ -8,12 +8,13 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ffb_contract::artefacts::{FsSpec, LandlockSpec};
+use ffb_contract::wire::{current_cpu_hint, WIRE_VERSION};
+use ffb_contract::wire::{HelperMessage, Op, SpawnRequest, Status, MAX_HANDSHAKE};
 use ffb_policy::sandbox::{CompiledFilter, Namespace, Phase, SandboxPolicy, Verdict};
 use ffb_policy::syscalls::display_name;
-use ffb_policy::wire::{current_cpu_hint, FsSpec, LandlockSpec, WIRE_VERSION};
-use ffb_policy::wire::{HelperMessage, Op, SpawnRequest, Status, MAX_HANDSHAKE};
 
-use ffb_policy::spin::AdaptiveSpin;
+use ffb_contract::spin::AdaptiveSpin;
 
 use crate::arena::Arena;
 use crate::audit::{AuditEvent, AuditLog};

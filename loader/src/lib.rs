@@ -40,16 +40,15 @@ mod learn;
 mod pool;
 mod value;
 
-pub use audit::rfc3339_now;
 pub use bridge::{
-    call_effects, check_arity, default_shim, BatchFailure, Bridge, BridgeBuilder, BridgeMode,
-    CallOutput, FunctionId, SharedBuffer, DEFAULT_ARENA, DEFAULT_MAX_CSTR,
+    call_effects, BatchFailure, Bridge, BridgeBuilder, BridgeMode, CallOutput, FunctionId,
+    SharedBuffer, DEFAULT_ARENA, DEFAULT_MAX_CSTR,
 };
 pub use error::{signal_name, Error, ErrorKind, Result};
-pub use ffb_policy::effects::{EffectSet, WORST_CASE};
+pub use ffb_abi::effects::{EffectSet, WORST_CASE};
+pub use ffb_abi::signature::Signature;
 pub use ffb_policy::sandbox::SandboxPolicy;
-pub use ffb_policy::signature::Signature;
 pub use forkserver::{fork_server_pid, shutdown_fork_servers};
 pub use learn::Learned;
 pub use pool::{Callee, Pool, PoolConfig, PoolStats};
-pub use value::{arg_from_json, arg_from_text, hex, unhex, Handle, Value};
+pub use value::{Handle, Value};

@@ -1094,6 +1094,7 @@ const ERRNO_NAMES: &[(&str, u32)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::Evaluate;
     use crate::sandbox::{Phase, Verdict, SECCOMP_RET_USER_NOTIF};
 
     pub(crate) fn fixture(name: &str) -> String {

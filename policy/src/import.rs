@@ -959,6 +959,7 @@ pub(crate) fn errno_label(n: u32) -> String {
 mod tests {
     use super::*;
     use crate::file::{load_policy, parse_policy_text};
+    use crate::sandbox::Evaluate;
     use crate::sandbox::{Phase, Verdict, SECCOMP_RET_USER_NOTIF};
 
     const DOCKER_DEFAULT: &str = concat!(

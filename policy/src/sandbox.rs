@@ -38,6 +38,8 @@ use seccompiler::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use ffb_contract::artefacts::{CompiledFilter, Identity, Limits, Namespace, NetworkRules};
+
 use crate::syscalls::{display_name, number_of};
 
 /// `SECCOMP_RET_USER_NOTIF`: the syscall waits while the host's listener decides.
@@ -209,34 +211,6 @@ impl SyscallRule {
 
     fn matches(&self, nr: i64, args: &[u64; 6]) -> bool {
         self.nr == nr && self.conditions.iter().all(|c| c.holds(args))
-    }
-}
-
-/// Resource limits the helper sets on itself before it loads anything.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Limits {
-    /// Address-space limit (`RLIMIT_AS`), in MiB. The shared arena counts toward it.
-    pub memory_mb: u64,
-    /// CPU-time limit (`RLIMIT_CPU`) over the helper's life, in seconds.
-    pub cpu_seconds: u64,
-    /// Open-file limit (`RLIMIT_NOFILE`).
-    pub open_files: u64,
-    /// Per-call timeout, in milliseconds.
-    pub call_timeout_ms: u64,
-    /// Most threads the helper may run (enforced through `RLIMIT_NPROC` only when
-    /// the helper runs as its own user; otherwise advisory).
-    pub threads: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            memory_mb: 1024,
-            cpu_seconds: 3600,
-            open_files: 64,
-            call_timeout_ms: 30_000,
-            threads: 16,
-        }
     }
 }
 
@@ -457,49 +431,6 @@ pub struct FilesystemRules {
     pub read: Vec<std::path::PathBuf>,
     /// Writable (and readable) paths.
     pub write: Vec<std::path::PathBuf>,
-}
-
-/// TCP ports the extension may reach (Landlock ABI 4 and later).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetworkRules {
-    /// Ports it may connect to.
-    pub connect_tcp: Vec<u16>,
-    /// Ports it may bind.
-    pub bind_tcp: Vec<u16>,
-}
-
-impl NetworkRules {
-    /// Whether any TCP rule is present.
-    pub fn is_empty(&self) -> bool {
-        self.connect_tcp.is_empty() && self.bind_tcp.is_empty()
-    }
-}
-
-/// A Linux namespace the helper can be placed in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Namespace {
-    /// A user namespace (the helper is root only inside it).
-    User,
-    /// A pid namespace.
-    Pid,
-    /// An empty network namespace: no network at all.
-    Net,
-    /// An IPC namespace.
-    Ipc,
-    /// A mount namespace.
-    Mount,
-}
-
-/// A user and group to run the helper as.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
-    /// The uid.
-    pub uid: u32,
-    /// The gid.
-    pub gid: u32,
-    /// The name it was given by, for messages.
-    pub name: String,
 }
 
 impl Default for SandboxPolicy {
@@ -1104,41 +1035,17 @@ fn seccompiler_action(ret: u32) -> SeccompAction {
     }
 }
 
-/// A compiled BPF program, ready to install. Each instruction is packed as
-/// `code | jt << 16 | jf << 24 | k << 32` so it travels as plain numbers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CompiledFilter {
-    /// The packed instructions.
-    pub instructions: Vec<u64>,
+/// The BPF interpreter (moving to the BPF backend).
+pub trait Evaluate {
+    /// Runs the program on one syscall, as the kernel would, and returns the
+    /// action word.
+    fn evaluate(&self, nr: i64, args: &[u64; 6]) -> u32;
 }
 
-impl CompiledFilter {
-    /// Number of BPF instructions.
-    pub fn len(&self) -> usize {
-        self.instructions.len()
-    }
-
-    /// Whether the program is empty (never true for a compiled policy).
-    pub fn is_empty(&self) -> bool {
-        self.instructions.is_empty()
-    }
-
-    /// The program as kernel `sock_filter` instructions.
-    pub fn to_sock_filters(&self) -> Vec<libc::sock_filter> {
-        self.instructions
-            .iter()
-            .map(|&w| libc::sock_filter {
-                code: w as u16,
-                jt: (w >> 16) as u8,
-                jf: (w >> 24) as u8,
-                k: (w >> 32) as u32,
-            })
-            .collect()
-    }
-
+impl Evaluate for CompiledFilter {
     /// Runs the program on one syscall, as the kernel would, and returns the
     /// action word. For tests and `policy explain`; the kernel is the authority.
-    pub fn evaluate(&self, nr: i64, args: &[u64; 6]) -> u32 {
+    fn evaluate(&self, nr: i64, args: &[u64; 6]) -> u32 {
         let mut data = [0u32; 16];
         data[0] = nr as u32;
         data[1] = AUDIT_ARCH_X86_64;

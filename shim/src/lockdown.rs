@@ -2,8 +2,8 @@
 
 use std::io;
 
-use ffb_policy::sandbox::{CompiledFilter, Identity, Limits, Namespace};
-use ffb_policy::wire::{fds, LandlockSpec};
+use ffb_contract::artefacts::{CompiledFilter, Identity, LandlockSpec, Limits, Namespace};
+use ffb_contract::wire::fds;
 use landlock::{
     path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, Ruleset,
     RulesetAttr, RulesetCreatedAttr, Scope, ABI,

@@ -4,9 +4,9 @@ use std::ffi::{c_void, CString};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::{Duration, Instant};
 
-use ffb_policy::signature::{ArgType, Pointee, RetType, ScalarType, Signature};
-use ffb_policy::spin::AdaptiveSpin;
-use ffb_policy::wire::{
+use ffb_contract::signature::{ArgType, Pointee, RetType, ScalarType, Signature};
+use ffb_contract::spin::AdaptiveSpin;
+use ffb_contract::wire::{
     current_cpu_hint, fds, Control, HelperMessage, Op, SpawnRequest, Status, CONTROL_SIZE,
     MAX_WIRE_ARGS, MESSAGE_CAPACITY, MESSAGE_OFFSET,
 };

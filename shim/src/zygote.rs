@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::process::ExitCode;
 
-use ffb_policy::sandbox::Namespace;
-use ffb_policy::wire::{SpawnRequest, SPAWN_FDS, WIRE_VERSION};
+use ffb_contract::artefacts::Namespace;
+use ffb_contract::wire::{SpawnRequest, SPAWN_FDS, WIRE_VERSION};
 
 use crate::sys::check;
 

@@ -870,7 +870,7 @@ fn landlock_reads_only_the_listed_file() {
     assert!(
         j["out"][1]["hex"]
             .as_str()
-            .is_some_and(|h| h.starts_with(&ffb_loader::hex(b"allowed contents"))),
+            .is_some_and(|h| h.starts_with(&hex::encode(b"allowed contents"))),
         "{j}"
     );
     assert_eq!(

@@ -1890,7 +1890,7 @@ fn machine() -> serde_json::Value {
 
 /// Now as RFC 3339 UTC (the audit log's format).
 fn utc_now() -> String {
-    ffb_loader::rfc3339_now()
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 fn clock_tick() -> f64 {

@@ -5,7 +5,7 @@
 //! C prototype but not yet this notation.
 //!
 //! ```
-//! use ffb_policy::signature::{ArgType, RetType, ScalarType, Signature};
+//! use ffb_abi::signature::{ArgType, RetType, ScalarType, Signature};
 //!
 //! let sig: Signature = "hash( cstr, out[0x20], * u64 ) -> i32".parse().unwrap();
 //! assert_eq!(sig.args[1], ArgType::Out(32));
@@ -30,7 +30,7 @@ pub const MAX_OUT_LEN: usize = 1 << 30;
 /// A fixed-size number passed by value.
 ///
 /// ```
-/// use ffb_policy::signature::ScalarType;
+/// use ffb_abi::signature::ScalarType;
 /// assert_eq!(ScalarType::from_name("u16"), Some(ScalarType::U16));
 /// assert_eq!(ScalarType::U16.size(), 2);
 /// ```
@@ -146,7 +146,7 @@ pub enum Pointee {
 /// The type of one declared argument.
 ///
 /// ```
-/// use ffb_policy::signature::ArgType;
+/// use ffb_abi::signature::ArgType;
 /// assert!(ArgType::Out(8).is_pointer());
 /// assert!(!ArgType::Out(8).takes_value());
 /// assert!(!ArgType::Handle.is_pointer());
@@ -202,7 +202,7 @@ pub enum RetType {
 /// A parsed C signature.
 ///
 /// ```
-/// use ffb_policy::signature::{RetType, Signature};
+/// use ffb_abi::signature::{RetType, Signature};
 /// let sig = Signature::parse("srand(void)").unwrap();
 /// assert!(sig.args.is_empty());
 /// assert_eq!(sig.ret, RetType::Void);
@@ -232,6 +232,38 @@ impl Signature {
     /// `out[N]`).
     pub fn value_arity(&self) -> usize {
         self.args.iter().filter(|a| a.takes_value()).count()
+    }
+
+    /// `None` when `given` values match the parameters that take one
+    /// (`out[N]` takes none); otherwise a message naming the expected types.
+    ///
+    /// ```
+    /// use ffb_abi::signature::Signature;
+    /// let sig = Signature::parse("add(i32, i32) -> i32").unwrap();
+    /// assert_eq!(sig.arity_mismatch(2), None);
+    /// assert_eq!(
+    ///     sig.arity_mismatch(1).unwrap(),
+    ///     "add takes 2 arguments (i32, i32) but 1 was given"
+    /// );
+    /// ```
+    pub fn arity_mismatch(&self, given: usize) -> Option<String> {
+        let expected = self.value_arity();
+        if given == expected {
+            return None;
+        }
+        let types: Vec<String> = self
+            .args
+            .iter()
+            .filter(|a| a.takes_value())
+            .map(ToString::to_string)
+            .collect();
+        Some(format!(
+            "{} takes {expected} argument{} ({}) but {given} {} given",
+            self.name,
+            if expected == 1 { "" } else { "s" },
+            types.join(", "),
+            if given == 1 { "was" } else { "were" }
+        ))
     }
 }
 
@@ -298,7 +330,7 @@ impl fmt::Display for Signature {
 /// Why a signature could not be parsed.
 ///
 /// ```
-/// use ffb_policy::signature::Signature;
+/// use ffb_abi::signature::Signature;
 /// let err = Signature::parse("printf(cstr, ...) -> i32").unwrap_err();
 /// assert_eq!(err.column, 14);
 /// assert!(err.to_string().starts_with("column 14: variadic functions are not supported"));

@@ -8,9 +8,20 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use ffb_loader::{
-    arg_from_json, arg_from_text, check_arity, Bridge, BridgeMode, CallOutput, Error, ErrorKind,
-    Learned, SandboxPolicy, Signature, Value,
+    Bridge, BridgeMode, CallOutput, Error, ErrorKind, Learned, SandboxPolicy, Signature, Value,
 };
+
+use crate::args::{arg_from_json, arg_from_text};
+
+mod args;
+
+/// Checks that `given` values were supplied for `sig`'s parameters.
+fn check_arity(sig: &Signature, given: usize) -> Result<(), Error> {
+    match sig.arity_mismatch(given) {
+        None => Ok(()),
+        Some(message) => Err(Error::new(ErrorKind::BadArgument, message)),
+    }
+}
 use ffb_policy::explain::{explain_json, explain_text};
 use ffb_policy::file::{load_policy, parse_toml_policy, PolicyFileError};
 use ffb_policy::lint::lint;

@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use ffb_policy::spin::AdaptiveSpin;
+//! use ffb_contract::spin::AdaptiveSpin;
 //! let mut spin = AdaptiveSpin::new(Duration::from_micros(100));
 //! spin.slept();
 //! spin.slept();

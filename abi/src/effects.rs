@@ -7,7 +7,7 @@
 //! and printing round-trip.
 //!
 //! ```
-//! use ffb_policy::effects::{EffectSet, WORST_CASE};
+//! use ffb_abi::effects::{EffectSet, WORST_CASE};
 //!
 //! let e: EffectSet = "throws(types=[OSError]) + io + mutates(args=[2, 0])".parse().unwrap();
 //! assert_eq!(e.to_string(), "io + mutates(args=[0, 2]) + throws(types=[OSError])");
@@ -51,7 +51,7 @@ pub enum Throws {
 /// because it names nothing that could be mutated or thrown.
 ///
 /// ```
-/// use ffb_policy::effects::{EffectSet, Mutates};
+/// use ffb_abi::effects::{EffectSet, Mutates};
 ///
 /// let e = EffectSet { alloc: true, mutates: Some(Mutates::Args(vec![1])), ..EffectSet::default() };
 /// assert_eq!(e.to_string(), "alloc + mutates(args=[1])");
@@ -100,7 +100,7 @@ impl EffectSet {
     /// True if the set has no effects at all.
     ///
     /// ```
-    /// use ffb_policy::effects::{EffectSet, PURE};
+    /// use ffb_abi::effects::{EffectSet, PURE};
     /// assert!(PURE.is_pure());
     /// assert!(!"alloc".parse::<EffectSet>().unwrap().is_pure());
     /// ```
@@ -116,7 +116,7 @@ impl EffectSet {
     /// `alloc` is also present, since `io` already implies it).
     ///
     /// ```
-    /// use ffb_policy::effects::WORST_CASE;
+    /// use ffb_abi::effects::WORST_CASE;
     /// assert!(WORST_CASE.is_worst_case());
     /// ```
     pub fn is_worst_case(&self) -> bool {
@@ -131,7 +131,7 @@ impl EffectSet {
     /// deduplicated. Empty lists disappear.
     ///
     /// ```
-    /// use ffb_policy::effects::EffectSet;
+    /// use ffb_abi::effects::EffectSet;
     /// let a: EffectSet = "mutates(args=[2]) + throws(types=[B])".parse().unwrap();
     /// let b: EffectSet = "io + mutates(args=[0, 2]) + throws(any)".parse().unwrap();
     /// assert_eq!(a.union(&b).to_string(), "io + mutates(args=[0, 2]) + throws(any)");
@@ -188,7 +188,7 @@ impl EffectSet {
     /// fail to cover a merely allocating call.
     ///
     /// ```
-    /// use ffb_policy::effects::{EffectSet, WORST_CASE};
+    /// use ffb_abi::effects::{EffectSet, WORST_CASE};
     /// let declared: EffectSet = "mutates(args=[0, 1])".parse().unwrap();
     /// assert!(declared.covers(&"mutates(args=[1])".parse().unwrap()));
     /// assert!(!declared.covers(&"mutates(all)".parse().unwrap()));
@@ -220,7 +220,7 @@ impl EffectSet {
     /// ordering).
     ///
     /// ```
-    /// use ffb_policy::effects::EffectSet;
+    /// use ffb_abi::effects::EffectSet;
     /// assert!("alloc".parse::<EffectSet>().unwrap().may_reorder());
     /// assert!(!"throws(any)".parse::<EffectSet>().unwrap().may_reorder());
     /// ```
@@ -232,7 +232,7 @@ impl EffectSet {
     /// only for `pure` or `alloc`-only calls.
     ///
     /// ```
-    /// use ffb_policy::effects::EffectSet;
+    /// use ffb_abi::effects::EffectSet;
     /// assert!("pure".parse::<EffectSet>().unwrap().may_cache());
     /// assert!(!"nondet".parse::<EffectSet>().unwrap().may_cache());
     /// ```
@@ -244,7 +244,7 @@ impl EffectSet {
     /// for `pure` or `alloc`-only calls.
     ///
     /// ```
-    /// use ffb_policy::effects::EffectSet;
+    /// use ffb_abi::effects::EffectSet;
     /// assert!("alloc".parse::<EffectSet>().unwrap().may_eliminate());
     /// assert!(!"io".parse::<EffectSet>().unwrap().may_eliminate());
     /// ```
@@ -329,7 +329,7 @@ impl fmt::Display for EffectSet {
 /// Why an effect string could not be parsed.
 ///
 /// ```
-/// use ffb_policy::effects::EffectSet;
+/// use ffb_abi::effects::EffectSet;
 /// let err = "io + mutates".parse::<EffectSet>().unwrap_err();
 /// assert_eq!(err.column, 6);
 /// assert!(err.to_string().contains("mutates(all)"));

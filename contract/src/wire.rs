@@ -29,13 +29,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use serde::{Deserialize, Serialize};
 
-use std::path::PathBuf;
-
-use crate::sandbox::{CompiledFilter, Identity, Limits, Namespace, NetworkRules};
+use crate::artefacts::{CompiledFilter, Identity, LandlockSpec, Limits, Namespace};
 
 /// Size of the control area before the data area.
 pub const CONTROL_SIZE: usize = 4096;
-/// Maximum arguments per call (matches [`crate::signature::MAX_ARGS`]).
+/// Maximum arguments per call (matches [`ffb_abi::signature::MAX_ARGS`]).
 pub const MAX_WIRE_ARGS: usize = 64;
 /// Offset of the message area.
 pub const MESSAGE_OFFSET: usize = 1024;
@@ -221,32 +219,6 @@ pub struct SpawnRequest {
     pub namespaces: Vec<Namespace>,
     /// Run as this user and group.
     pub run_as: Option<Identity>,
-}
-
-/// What Landlock restricts in a helper. Filesystem access is restricted only
-/// when `fs` is set, TCP only when `net` is set. For a policy that confines
-/// (`SandboxPolicy::confine`) the host always sets both, even with no paths
-/// or ports listed; for one that does not, neither.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LandlockSpec {
-    /// Filesystem rules, or `None` to leave the filesystem to seccomp and DAC.
-    pub fs: Option<FsSpec>,
-    /// TCP rules, or `None` to leave the network to seccomp.
-    pub net: Option<NetworkRules>,
-    /// Whether the policy itself lists paths or ports, so Landlock must be
-    /// fully enforced; otherwise it is defense in depth and applied as far as
-    /// the running kernel supports it.
-    pub required: bool,
-}
-
-/// Landlock filesystem rules.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FsSpec {
-    /// Readable (and executable) paths: the policy's, plus what loading the
-    /// library needs (its own path and the system library directories).
-    pub read: Vec<PathBuf>,
-    /// Writable paths.
-    pub write: Vec<PathBuf>,
 }
 
 /// The fork server's reply: the new helper's pid (or `-errno`; `-EPROTO` for a
