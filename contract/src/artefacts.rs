@@ -102,6 +102,55 @@ pub enum Namespace {
     Mount,
 }
 
+impl Namespace {
+    /// Every namespace, in the order the helper enters them.
+    pub const ALL: [Namespace; 5] = [
+        Namespace::User,
+        Namespace::Pid,
+        Namespace::Net,
+        Namespace::Ipc,
+        Namespace::Mount,
+    ];
+
+    /// The name policy files and `policy explain` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Namespace::User => "user",
+            Namespace::Pid => "pid",
+            Namespace::Net => "net",
+            Namespace::Ipc => "ipc",
+            Namespace::Mount => "mount",
+        }
+    }
+}
+
+impl std::fmt::Display for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Namespace {
+    type Err = String;
+
+    /// Parses a namespace name; the error lists the names there are.
+    ///
+    /// ```
+    /// use ffb_contract::artefacts::Namespace;
+    /// assert_eq!("ipc".parse::<Namespace>(), Ok(Namespace::Ipc));
+    /// assert!("uts".parse::<Namespace>().unwrap_err().contains("user, pid, net, ipc, mount"));
+    /// ```
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Namespace::ALL
+            .into_iter()
+            .find(|n| n.name() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Namespace::ALL.iter().map(|n| n.name()).collect();
+                format!("unknown namespace '{text}' (expected one of: {})", names.join(", "))
+            })
+    }
+}
+
 /// A user and group to run the helper as.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
