@@ -7,8 +7,11 @@
 //! * [`effects`]: its effect set (`pure`, `alloc`, `io`, `mutates`, `throws`,
 //!   `nondet`), and the worst case that bridge mode enforces on every call.
 //!
-//! Pure data and parsers: nothing here touches the kernel.
+//! Pure data and parsers: nothing here touches the kernel. Both notations
+//! are read with one character cursor (`cursor`, crate-private), so their
+//! errors point at columns and describe what was found in the same words.
 #![deny(missing_docs)]
 
+mod cursor;
 pub mod effects;
 pub mod signature;

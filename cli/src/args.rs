@@ -1,12 +1,33 @@
 //! Arguments as a person types them: the text forms of `ffb call` (decimal or
 //! `0x` hex integers, `hex:` and `@PATH` buffers, `null` handles) and the JSON
-//! forms of `ffb session`.
+//! forms of `ffb session`, and the check that one is given per parameter.
 
 use std::fmt;
 
-use ffb_abi::signature::{ArgType, Pointee, ScalarType};
+use ffb_abi::signature::{ArgType, Pointee, ScalarType, Signature};
 use ffb_loader::{Error, ErrorKind, Handle, Result, Value};
 use serde_json::Value as Json;
+
+/// The values for `sig`'s parameters from one given form per parameter
+/// that takes a value (`out[N]` takes none), each read by `parse` with its
+/// 1-based position; a wrong count is reported before any is read.
+pub fn values_for<T>(
+    sig: &Signature,
+    given: &[T],
+    parse: impl Fn(ArgType, &T, usize) -> Result<Value>,
+) -> Result<Vec<Value>> {
+    if let Some(message) = sig.arity_mismatch(given.len()) {
+        return Err(Error::new(ErrorKind::BadArgument, message));
+    }
+    let mut given = given.iter();
+    let mut values = Vec::with_capacity(sig.value_arity());
+    for (i, ty) in sig.args.iter().enumerate() {
+        if ty.takes_value() {
+            values.push(parse(*ty, given.next().expect("count checked"), i + 1)?);
+        }
+    }
+    Ok(values)
+}
 
 fn bad(position: usize, message: impl fmt::Display) -> Error {
     Error::new(

@@ -146,7 +146,10 @@ impl std::str::FromStr for Namespace {
             .find(|n| n.name() == text)
             .ok_or_else(|| {
                 let names: Vec<&str> = Namespace::ALL.iter().map(|n| n.name()).collect();
-                format!("unknown namespace '{text}' (expected one of: {})", names.join(", "))
+                format!(
+                    "unknown namespace '{text}' (expected one of: {})",
+                    names.join(", ")
+                )
             })
     }
 }

@@ -79,15 +79,14 @@ impl AuditLog {
     }
 }
 
-/// The event name for an error that ended a helper.
+/// The event name for an error that ended a helper: the kind's own name
+/// where it already reads as an event, a noun where the kind names a state.
 pub(crate) fn event_for(kind: &ErrorKind) -> &'static str {
     match kind {
         ErrorKind::PolicyViolation { .. } => "violation",
         ErrorKind::Crashed { .. } => "crash",
-        ErrorKind::Timeout => "timeout",
-        ErrorKind::ResourceLimit => "resource_limit",
         ErrorKind::Exited { .. } => "exit",
-        ErrorKind::Protocol => "protocol",
+        ErrorKind::Timeout | ErrorKind::ResourceLimit | ErrorKind::Protocol => kind.name(),
         _ => "error",
     }
 }
@@ -100,6 +99,20 @@ fn rfc3339_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_names_are_stable() {
+        let events = [
+            (ErrorKind::Timeout, "timeout"),
+            (ErrorKind::ResourceLimit, "resource_limit"),
+            (ErrorKind::Protocol, "protocol"),
+            (ErrorKind::Exited { code: 1 }, "exit"),
+            (ErrorKind::StaleHandle, "error"),
+        ];
+        for (kind, event) in events {
+            assert_eq!(event_for(&kind), event, "{kind:?}");
+        }
+    }
 
     #[test]
     fn time_is_rfc3339() {

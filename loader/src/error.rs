@@ -1,12 +1,16 @@
 //! Every failure is a value: [`Error`] with a stable [`ErrorKind`].
 
 use std::fmt;
+use std::io;
+use std::sync::Arc;
 
 use serde_json::{json, Map, Value as Json};
 
 /// Why a call, a load or a spawn failed. The names ([`ErrorKind::name`]) are
-/// stable: they appear in JSON output and audit logs.
+/// stable: they appear in JSON output and audit logs. More kinds may come,
+/// so a `match` on one needs a `_` arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// Bridge mode is off: nothing was loaded and nothing was spawned.
     BridgeDisabled,
@@ -78,12 +82,58 @@ impl ErrorKind {
 }
 
 /// An ffb failure: what kind, and a message for the person reading it.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+///
+/// When a system call's failure is the cause, the message already says so
+/// in words, and [`source`](std::error::Error::source) keeps the
+/// [`io::Error`] itself for code that wants its `errno`:
+///
+/// ```
+/// use std::error::Error as _;
+/// use ffb_loader::{Error, ErrorKind};
+/// let cause = std::io::Error::from_raw_os_error(libc::EMFILE);
+/// let e = Error::with_source(ErrorKind::LoadFailed, format!("eventfd: {cause}"), cause);
+/// assert!(e.to_string().starts_with("load_failed: eventfd: "));
+/// let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>()).unwrap();
+/// assert_eq!(io.raw_os_error(), Some(libc::EMFILE));
+/// ```
+#[derive(Clone)]
 pub struct Error {
     /// The kind, with its data.
     pub kind: ErrorKind,
     /// What happened, in one line.
     pub message: String,
+    /// The OS error behind it, if one is. Shared, so an error stays cheap
+    /// to clone (a helper's ending is handed to every later call).
+    source: Option<Arc<io::Error>>,
+}
+
+/// Two errors are equal when they say the same thing: the kind and the
+/// message (which already spells out any OS error).
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for Error {}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind).field("message", &self.message);
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl fmt::Display for Error {
@@ -105,6 +155,17 @@ impl Error {
         Self {
             kind,
             message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error of `kind` with `message`, caused by `source`. The message
+    /// is shown as it is: say the cause in it too.
+    pub fn with_source(kind: ErrorKind, message: impl Into<String>, source: io::Error) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: Some(Arc::new(source)),
         }
     }
 
@@ -201,5 +262,24 @@ mod tests {
         let e = Error::new(ErrorKind::Exited { code: 7 }, "y");
         assert_eq!(e.to_json()["code"], 7);
         assert_eq!(signal_name(11), "SIGSEGV");
+    }
+
+    #[test]
+    fn a_source_changes_neither_the_text_nor_equality() {
+        use std::error::Error as _;
+        let plain = Error::new(ErrorKind::LoadFailed, "eventfd: too many open files");
+        let caused = Error::with_source(
+            ErrorKind::LoadFailed,
+            "eventfd: too many open files",
+            io::Error::from_raw_os_error(libc::EMFILE),
+        );
+        assert_eq!(plain.to_string(), caused.to_string());
+        assert_eq!(plain, caused);
+        assert!(plain.source().is_none());
+        let copy = caused.clone();
+        let io = copy.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(io.and_then(io::Error::raw_os_error), Some(libc::EMFILE));
+        assert!(!format!("{plain:?}").contains("source"));
+        assert!(format!("{caused:?}").contains("source"));
     }
 }

@@ -4,16 +4,24 @@
 //! whichever thread first needs a helper. The host never forks itself: a
 //! multithreaded host only ever starts the fork server through
 //! `std::process::Command`, whose child does nothing but `dup2` and `exec`.
+//!
+//! One process-wide lock, over the table of every fork server, serializes
+//! all spawns, whichever fork server they go to: each request and its
+//! reply are one exchange on a socket, and starting a fork server happens
+//! under the same lock. It covers only the fork itself (and a fork
+//! server's start), not the helper's loading, which each caller waits for
+//! on its own.
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-use ffb_contract::wire::{SpawnReply, SpawnRequest, SPAWN_FDS};
+use ffb_contract::sys::{recv_with_fds, send_with_fds, seqpacket_pair};
+use ffb_contract::wire::{SpawnReply, SpawnRequest, SPAWN_FDS, WIRE_VERSION};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -29,6 +37,8 @@ impl Drop for ForkServer {
     }
 }
 
+/// Every fork server of this process, by shim path, behind the one lock
+/// that serializes spawns.
 type Servers = Mutex<HashMap<PathBuf, ForkServer>>;
 
 fn servers() -> &'static Servers {
@@ -49,7 +59,8 @@ pub(crate) fn spawn(
     request: &SpawnRequest,
     fds: [RawFd; SPAWN_FDS],
 ) -> Result<Spawned> {
-    let payload = serde_json::to_vec(request)
+    let payload = request
+        .encode()
         .map_err(|e| Error::new(ErrorKind::LoadFailed, format!("encoding the request: {e}")))?;
     let mut servers = servers().lock().unwrap_or_else(|p| p.into_inner());
     for attempt in 0..2 {
@@ -62,48 +73,30 @@ pub(crate) fn spawn(
             Err(Exchange::ServerGone(e)) => {
                 servers.remove(shim);
                 if attempt == 1 {
-                    return Err(load_failed(format!("the fork server died: {e}")));
+                    let message = format!("the fork server died: {e}");
+                    return Err(Error::with_source(ErrorKind::LoadFailed, message, e));
                 }
             }
             Err(Exchange::Refused(libc::EPROTO)) => {
-                return Err(load_failed(format!(
+                return Err(Error::new(ErrorKind::LoadFailed, format!(
                     "'{}' is from another ffb build (it does not speak wire version {}): rebuild ffb and ffb-shim together",
                     shim.display(),
-                    ffb_contract::wire::WIRE_VERSION
+                    WIRE_VERSION
                 )))
             }
             Err(Exchange::Refused(errno)) => {
-                return Err(load_failed(format!(
-                    "the fork server could not fork: {}",
-                    io::Error::from_raw_os_error(errno)
-                )))
+                let e = io::Error::from_raw_os_error(errno);
+                let message = format!("the fork server could not fork: {e}");
+                return Err(Error::with_source(ErrorKind::LoadFailed, message, e));
             }
         }
     }
     unreachable!("the loop returns on its second attempt")
 }
 
-fn load_failed(message: String) -> Error {
-    Error::new(ErrorKind::LoadFailed, message)
-}
-
 fn start(shim: &Path) -> Result<ForkServer> {
-    let mut pair = [0; 2];
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            pair.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(load_failed(format!(
-            "socketpair: {}",
-            io::Error::last_os_error()
-        )));
-    }
-    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
+    let (ours, theirs) = seqpacket_pair()
+        .map_err(|e| Error::with_source(ErrorKind::LoadFailed, format!("socketpair: {e}"), e))?;
     let theirs_raw = theirs.as_raw_fd();
     let mut command = Command::new(shim);
     command.arg("--zygote").env_clear();
@@ -116,20 +109,24 @@ fn start(shim: &Path) -> Result<ForkServer> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    unsafe {
-        // Runs between fork and exec: dup2 only, which is async-signal-safe.
-        command.pre_exec(move || {
-            if libc::dup2(theirs_raw, 3) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    let put_socket_on_fd_3 = move || {
+        // SAFETY: dup2 takes two fd numbers and touches no memory;
+        // `theirs_raw` stays open in the parent until the spawn is done.
+        if unsafe { libc::dup2(theirs_raw, 3) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the closure runs between fork and exec in a copy of a
+    // possibly multithreaded process, where only async-signal-safe calls
+    // are sound: it makes one, dup2 (and reads errno), and allocates nothing.
+    unsafe { command.pre_exec(put_socket_on_fd_3) };
     let child = command.spawn().map_err(|e| {
-        load_failed(format!(
+        let message = format!(
             "cannot start the helper '{}': {e} (set FFB_SHIM or put ffb-shim next to ffb)",
             shim.display()
-        ))
+        );
+        Error::with_source(ErrorKind::LoadFailed, message, e)
     })?;
     drop(theirs);
     Ok(ForkServer {
@@ -143,73 +140,24 @@ enum Exchange {
     Refused(i32),
 }
 
+/// Sends one request with its fds and reads the reply: the helper's pid and
+/// a pidfd for it, or the fork server's errno.
 fn exchange(
     socket: RawFd,
     payload: &[u8],
     fds: &[RawFd; SPAWN_FDS],
 ) -> std::result::Result<Spawned, Exchange> {
-    let fd_bytes = std::mem::size_of_val(fds) as u32;
-    let mut cmsg = [0u64; 8];
-    let mut iov = libc::iovec {
-        iov_base: payload.as_ptr() as *mut _,
-        iov_len: payload.len(),
-    };
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    unsafe {
-        msg.msg_control = cmsg.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(fd_bytes) as usize;
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(fd_bytes) as usize;
-        std::ptr::copy_nonoverlapping(
-            fds.as_ptr().cast::<u8>(),
-            libc::CMSG_DATA(c),
-            fd_bytes as usize,
-        );
-    }
-    if unsafe { libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) } < 0 {
-        return Err(Exchange::ServerGone(io::Error::last_os_error()));
-    }
+    send_with_fds(socket, payload, fds).map_err(Exchange::ServerGone)?;
     let mut reply = [0u8; 4];
-    let mut iov = libc::iovec {
-        iov_base: reply.as_mut_ptr().cast(),
-        iov_len: reply.len(),
-    };
-    let mut cmsg = [0u64; 4];
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cmsg);
-    let n = loop {
-        let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        break n;
-    };
-    if n != 4 {
-        return Err(Exchange::ServerGone(if n < 0 {
-            io::Error::last_os_error()
-        } else {
-            io::Error::new(io::ErrorKind::UnexpectedEof, "no reply")
-        }));
-    }
-    let mut pidfd = None;
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if !c.is_null() && (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS
-        {
-            pidfd = Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(
-                libc::CMSG_DATA(c) as *const RawFd,
-            )));
-        }
+    let received = recv_with_fds(socket, &mut reply).map_err(Exchange::ServerGone)?;
+    if received.len != 4 {
+        return Err(Exchange::ServerGone(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "no reply",
+        )));
     }
     let pid = SpawnReply::from_ne_bytes(reply);
-    match (pid, pidfd) {
+    match (pid, received.fds.into_iter().next()) {
         (pid, Some(pidfd)) if pid > 0 => Ok(Spawned { pid, pidfd }),
         (pid, _) if pid < 0 => Err(Exchange::Refused(-pid)),
         _ => Err(Exchange::ServerGone(io::Error::new(

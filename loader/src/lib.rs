@@ -10,10 +10,11 @@
 //! with a stable [`ErrorKind`]; a helper that crashes, hangs or breaks its
 //! policy is replaced on the next call.
 //!
-//! ```no_run
+//! ```
 //! use ffb_loader::{Bridge, BridgeMode, ErrorKind, Value};
 //!
 //! let mut m = Bridge::builder("libm.so.6")
+//! #   .shim(std::env::var_os("FFB_SHIM").unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/ffb-shim").into()))
 //!     .bridge_mode(BridgeMode::Enabled)
 //!     .declare("pow(f64, f64) -> f64")
 //!     .load()?;
@@ -28,7 +29,58 @@
 //! }
 //! # Ok::<(), ffb_loader::Error>(())
 //! ```
-#![warn(missing_docs)]
+//!
+//! # Failures are values
+//!
+//! A crash, a forbidden syscall or a hang inside the library ends its helper,
+//! never the host: the call returns an [`Error`] whose [`ErrorKind`] says
+//! what happened ([`ErrorKind::ends_helper`] says whether the helper is gone),
+//! and the next call runs in a fresh helper. The kind's name and data are
+//! stable ([`Error::to_json`]), for logs and programs alike.
+//!
+//! ```
+//! use ffb_loader::{Bridge, BridgeMode, ErrorKind, Value};
+//!
+//! let mut c = Bridge::builder("libc.so.6")
+//! #   .shim(std::env::var_os("FFB_SHIM").unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/ffb-shim").into()))
+//!     .bridge_mode(BridgeMode::Enabled)
+//!     // A pointer declared as an integer, on purpose: strlen reads address 1.
+//!     .declare("strlen(u64) -> u64")
+//!     .declare("socket(i32, i32, i32) -> i32")
+//!     .declare("abs(i32) -> i32")
+//!     .load()?;
+//!
+//! let e = c.call_by_name("strlen", &[Value::U64(1)]).unwrap_err();
+//! assert!(matches!(&e.kind, ErrorKind::Crashed { signal } if signal == "SIGSEGV"), "{e}");
+//! assert!(e.kind.ends_helper());
+//! assert_eq!(e.to_json()["kind"], "crashed");
+//!
+//! // The default policy (`pure`) allows no sockets: the helper is killed.
+//! let e = c
+//!     .call_by_name("socket", &[Value::I32(libc::AF_INET), Value::I32(libc::SOCK_STREAM), Value::I32(0)])
+//!     .unwrap_err();
+//! assert!(matches!(&e.kind, ErrorKind::PolicyViolation { syscall, .. } if syscall == "socket"), "{e}");
+//!
+//! // Each failure cost a helper; the bridge carries on with a third.
+//! assert_eq!(c.call_by_name("abs", &[Value::I32(-5)])?.ret, Value::I32(5));
+//! assert_eq!(c.respawns(), 2);
+//! # Ok::<(), ffb_loader::Error>(())
+//! ```
+//!
+//! # The examples run real helpers
+//!
+//! Every example in these docs loads a real system library (`libm.so.6`,
+//! `libz.so.1`, `libc.so.6`) in a real sandboxed helper, so `cargo test
+//! --doc` checks what the docs claim. The helper is the `ffb-shim` binary:
+//! build it first (`cargo build --workspace --bins`; `scripts/test.sh` does).
+//! A program finds it through `FFB_SHIM`, else next to its own executable
+//! (see [`BridgeBuilder::shim`]), but a doctest runs from a temporary
+//! directory with nothing next to it. So each example carries one hidden
+//! line, `.shim(...)`, that takes `FFB_SHIM` when it is set and else the
+//! workspace's `target/debug/ffb-shim`, found from this crate's manifest
+//! directory at compile time. With a custom `CARGO_TARGET_DIR`, set
+//! `FFB_SHIM` to the helper's path.
+#![deny(missing_docs)]
 
 mod arena;
 mod audit;

@@ -39,11 +39,12 @@
 //! different members are not ordered with each other, and members do not share
 //! the library's state (each helper has its own copy of its globals).
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use ffb_loader::{Bridge, BridgeMode, Pool, PoolConfig, Value};
 //!
 //! let builder = Bridge::builder("libz.so.1")
+//! #   .shim(std::env::var_os("FFB_SHIM").unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/ffb-shim").into()))
 //!     .bridge_mode(BridgeMode::Enabled)
 //!     .declare("crc32(u64, bytes, u32) -> u64");
 //! let pool = Pool::new(

@@ -12,34 +12,10 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::file::policy_hash;
-use crate::import::errno_label;
+use crate::hash::policy_hash;
 use crate::sandbox::{
-    Action, ArgCondition, CmpOp, Namespace, SandboxPolicy, FLOOR, LOADING_SYSCALLS,
-    SUPERVISED_SIGNALS,
+    ArgCondition, CmpOp, SandboxPolicy, FLOOR, LOADING_SYSCALLS, SUPERVISED_SIGNALS,
 };
-
-/// An action as written in a policy file: `allow`, `kill`, `log`, `errno:EPERM`.
-pub fn action_label(a: Action) -> String {
-    match a {
-        Action::Allow => "allow".to_string(),
-        Action::Kill => "kill".to_string(),
-        Action::Log => "log".to_string(),
-        Action::Errno(n) => format!("errno:{}", errno_label(n)),
-    }
-}
-
-fn op_label(op: CmpOp) -> &'static str {
-    match op {
-        CmpOp::Eq => "eq",
-        CmpOp::Ne => "ne",
-        CmpOp::Lt => "lt",
-        CmpOp::Le => "le",
-        CmpOp::Gt => "gt",
-        CmpOp::Ge => "ge",
-        CmpOp::MaskedEq(_) => "masked_eq",
-    }
-}
 
 /// A condition as an expression: `arg0 == 2`, `arg2 & 0x4 == 0`.
 pub fn condition_label(c: &ArgCondition) -> String {
@@ -64,16 +40,6 @@ fn num(v: u64) -> String {
     }
 }
 
-fn namespace_label(n: Namespace) -> &'static str {
-    match n {
-        Namespace::User => "user",
-        Namespace::Pid => "pid",
-        Namespace::Net => "net",
-        Namespace::Ipc => "ipc",
-        Namespace::Mount => "mount",
-    }
-}
-
 fn floor_label(e: &crate::sandbox::FloorEntry) -> String {
     match e.only_when {
         Some((i, mask, value)) => format!("{} (when arg{i} & {mask:#x} == {value:#x})", e.syscall),
@@ -88,7 +54,7 @@ pub fn explain_text(p: &SandboxPolicy) -> String {
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(w, "policy {} (hash {})", p.name, policy_hash(p));
-    let _ = writeln!(w, "default action: {}", action_label(p.default_action));
+    let _ = writeln!(w, "default action: {}", p.default_action);
     let _ = writeln!(w);
     let _ = writeln!(w, "rules (the first that matches decides):");
     let width = p
@@ -118,7 +84,7 @@ pub fn explain_text(p: &SandboxPolicy) -> String {
             "  {:<width$}  {:>4}  {:<12}  {conditions}",
             r.syscall,
             r.nr,
-            action_label(r.action)
+            r.action.to_string()
         );
     }
     let _ = writeln!(w);
@@ -175,12 +141,7 @@ pub fn explain_text(p: &SandboxPolicy) -> String {
     let _ = writeln!(
         w,
         "namespaces: {}",
-        list(
-            p.namespaces
-                .iter()
-                .map(|n| namespace_label(*n).to_string())
-                .collect()
-        )
+        list(p.namespaces.iter().map(|n| n.to_string()).collect())
     );
     let _ = writeln!(
         w,
@@ -202,7 +163,7 @@ pub fn explain_text(p: &SandboxPolicy) -> String {
 }
 
 fn condition_json(c: &ArgCondition) -> Value {
-    let mut v = json!({ "index": c.index, "op": op_label(c.op), "value": c.value });
+    let mut v = json!({ "index": c.index, "op": c.op.name(), "value": c.value });
     if let CmpOp::MaskedEq(mask) = c.op {
         v["mask"] = json!(mask);
     }
@@ -222,11 +183,11 @@ pub fn explain_json(p: &SandboxPolicy) -> Value {
     json!({
         "name": p.name,
         "hash": policy_hash(p),
-        "default_action": action_label(p.default_action),
+        "default_action": p.default_action.to_string(),
         "rules": p.rules.iter().map(|r| json!({
             "syscall": r.syscall,
             "nr": r.nr,
-            "action": action_label(r.action),
+            "action": r.action.to_string(),
             "conditions": r.conditions.iter().map(condition_json).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "floor": FLOOR.iter().map(|e| {
@@ -250,7 +211,7 @@ pub fn explain_json(p: &SandboxPolicy) -> Value {
             "threads": p.limits.threads,
             "call_timeout_ms": p.limits.call_timeout_ms,
         },
-        "namespaces": p.namespaces.iter().map(|n| namespace_label(*n)).collect::<Vec<_>>(),
+        "namespaces": p.namespaces.iter().map(|n| n.name()).collect::<Vec<_>>(),
         "run_as": p.run_as.as_ref().map(|id| json!({ "name": id.name, "uid": id.uid, "gid": id.gid })),
         "warnings": p.warnings,
     })
@@ -259,6 +220,7 @@ pub fn explain_json(p: &SandboxPolicy) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::Action;
 
     #[test]
     fn text_lists_rules_floor_limits_and_warnings() {

@@ -2,22 +2,45 @@
 //!
 //! Sandbox policies and their compilers for ffb, the sandboxed loader for legacy native code:
 //!
-//! * [`sandbox`]: sandbox policies, the floor, and their compilation to one
-//!   seccomp-BPF program.
-//! * [`file`](mod@file): policy files (TOML), [`file::load_policy`] and [`file::policy_hash`].
-//! * [`import`]: Docker/OCI seccomp profiles and seccompiler JSON filters, as they are.
+//! * [`sandbox`]: the policy model, the presets, the floor and the supervised
+//!   routes, and the host's verdicts on what the helper's filter hands it.
+//! * [`bpf`]: the BPF backend: a policy compiled to one seccomp-BPF program,
+//!   and the kernel's numbers it is written in.
+//! * [`source`]: where policies come from: [`source::load_policy`] takes a
+//!   preset name or a file in ffb's TOML format ([`source::toml`]), a
+//!   Docker/OCI seccomp profile or a seccompiler JSON filter.
+//! * [`diagnostics`]: [`PolicyFileError`](diagnostics::PolicyFileError), one
+//!   line naming the file, line and column of what is wrong.
+//! * [`errno`]: errno names and numbers; [`identity`]: `run_as` users and
+//!   groups; [`kernel`]: the running kernel's version, for imported profiles.
+//! * [`hash`]: [`policy_hash`](hash::policy_hash), a policy's fingerprint for audit logs.
 //! * [`lint`]: findings about valid policies that are probably not meant for production.
 //! * [`explain`]: what a policy does, as a table or as JSON.
 //! * [`syscalls`]: x86_64 syscall names and numbers.
 //!
 //! Nothing here starts a process or touches the kernel. (Loading a policy reads
 //! its file, `/etc/passwd` and `/etc/group` for `run_as`, and the kernel version.)
-#![warn(missing_docs)]
+//!
+//! ```
+//! use ffb_policy::{hash::policy_hash, source::load_policy};
+//! let policy = load_policy("db-client").unwrap();
+//! let filter = policy.compile().unwrap();
+//! assert!(filter.len() > 10);
+//! assert_eq!(policy_hash(&policy).len(), 16);
+//! ```
+#![deny(missing_docs)]
 
+pub mod bpf;
+pub mod diagnostics;
+pub mod errno;
 pub mod explain;
-pub mod file;
-pub mod import;
+pub mod hash;
+pub mod identity;
+pub mod kernel;
 pub mod lint;
 pub mod sandbox;
+pub mod source;
 mod syscall_table;
 pub mod syscalls;
+#[cfg(test)]
+mod test_support;

@@ -36,11 +36,6 @@ impl fmt::Display for LintWarning {
     }
 }
 
-/// Whether the rule lets the syscall run (allow or log).
-fn runs(rule: &SyscallRule) -> bool {
-    matches!(rule.action, Action::Allow | Action::Log)
-}
-
 /// Lints a policy. The findings come in a fixed order, one per rule at most.
 pub fn lint(p: &SandboxPolicy) -> Vec<LintWarning> {
     let mut out = Vec::new();
@@ -48,7 +43,7 @@ pub fn lint(p: &SandboxPolicy) -> Vec<LintWarning> {
         let mut found: Vec<String> = p
             .rules
             .iter()
-            .filter(|r| runs(r) && names.contains(&r.syscall.as_str()))
+            .filter(|r| r.action.runs() && names.contains(&r.syscall.as_str()))
             .map(|r| r.syscall.clone())
             .collect();
         found.dedup();
@@ -94,7 +89,7 @@ pub fn lint(p: &SandboxPolicy) -> Vec<LintWarning> {
 
     if p.rules
         .iter()
-        .any(|r| runs(r) && r.syscall == "clone" && floor_entry_granted_by(r).is_some())
+        .any(|r| r.action.runs() && r.syscall == "clone" && floor_entry_granted_by(r).is_some())
     {
         out.push(LintWarning {
             rule: "clone-not-thread-only",
@@ -107,7 +102,9 @@ pub fn lint(p: &SandboxPolicy) -> Vec<LintWarning> {
     let exec: Vec<String> = p
         .rules
         .iter()
-        .filter(|r| runs(r) && matches!(r.syscall.as_str(), "mmap" | "mprotect" | "pkey_mprotect"))
+        .filter(|r| {
+            r.action.runs() && matches!(r.syscall.as_str(), "mmap" | "mprotect" | "pkey_mprotect")
+        })
         .filter(|r| !excludes_prot_exec(r))
         .map(|r| r.syscall.clone())
         .fold(Vec::new(), |mut acc, s| {

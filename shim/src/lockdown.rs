@@ -3,13 +3,16 @@
 use std::io;
 
 use ffb_contract::artefacts::{CompiledFilter, Identity, LandlockSpec, Limits, Namespace};
-use ffb_contract::wire::fds;
+use ffb_contract::fds;
 use landlock::{
     path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, Ruleset,
     RulesetAttr, RulesetCreatedAttr, Scope, ABI,
 };
 
-use crate::sys::check;
+use ffb_contract::exit;
+use ffb_contract::sys::check;
+
+use crate::exit_now;
 
 /// Why the helper could not lock itself down. Any failure here aborts the
 /// helper: it never serves a call half-sandboxed.
@@ -22,81 +25,113 @@ fn fail(what: &str, err: io::Error) -> LockdownError {
 /// Own process group, death with the parent, fds in their fixed places, and
 /// the extension's stdout/stderr sent to `output`.
 pub fn take_process(parent: i32, received: [i32; 4]) -> Result<(), LockdownError> {
-    unsafe {
-        // Its own process group, so the host can kill it with everything in
-        // the group. Not a session of its own: setsid() would also put it in
-        // its own scheduler autogroup, which makes the host/helper handoff
-        // bimodal (a third of runs at 3x the latency). The host checks the
-        // helper still leads its group before it lets kill(0, ...) through.
-        libc::setpgid(0, 0);
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-            return Err(fail("PR_SET_PDEATHSIG", io::Error::last_os_error()));
-        }
-        // The parent may have died before the death signal was armed.
-        if libc::getppid() != parent {
-            libc::_exit(111);
-        }
-        // The fork server blocks SIGCHLD for its signalfd, and the Rust runtime
-        // catches SIGSEGV/SIGBUS and ignores SIGPIPE: the library gets a
-        // process with every signal at its default, as a C program would.
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        for sig in 1..libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
-        let disable = libc::stack_t {
-            ss_sp: std::ptr::null_mut(),
-            ss_flags: libc::SS_DISABLE,
-            ss_size: 0,
-        };
-        libc::sigaltstack(&disable, std::ptr::null_mut());
+    // Its own process group, so the host can kill it with everything in
+    // the group. Not a session of its own: setsid() would also put it in
+    // its own scheduler autogroup, which makes the host/helper handoff
+    // bimodal (a third of runs at 3x the latency). The host checks the
+    // helper still leads its group before it lets kill(0, ...) through.
+    // SAFETY: setpgid(0, 0) moves only this process, and touches no memory.
+    unsafe { libc::setpgid(0, 0) };
+    if prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+        return Err(fail("PR_SET_PDEATHSIG", io::Error::last_os_error()));
+    }
+    // The parent may have died before the death signal was armed.
+    // SAFETY: getppid has no arguments and cannot fail.
+    if unsafe { libc::getppid() } != parent {
+        exit_now(exit::PARENT_GONE);
+    }
+    reset_signals();
+    place_fds(received)
+}
 
-        // Move the received fds out of the way first, so no dup2 clobbers another.
-        let mut high = [0i32; 4];
-        for (i, fd) in received.iter().enumerate() {
-            high[i] = check(libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 512) as libc::c_long)
-                .map_err(|e| fail("moving fds", e))? as i32;
+/// The fork server blocks SIGCHLD for its signalfd, and the Rust runtime
+/// catches SIGSEGV/SIGBUS and ignores SIGPIPE: the library gets a process
+/// with every signal at its default, as a C program would.
+fn reset_signals() {
+    // SAFETY: sigset_t is plain bits, for which all zeroes is a valid value
+    // (and sigemptyset makes it the empty set by definition).
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live, writable sigset_t.
+    unsafe { libc::sigemptyset(&mut set) };
+    // SAFETY: reads the live `set`; the old mask is not asked for.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: SIG_DFL installs no handler, so no code of this
+            // process runs on a signal any more: nothing can be reentered.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
         }
-        let targets = [fds::CONTROL, fds::WAKE, fds::ARENA, fds::OUTPUT];
-        for (fd, target) in high.iter().zip(targets) {
-            check(libc::dup3(*fd, target, libc::O_CLOEXEC) as libc::c_long)
-                .map_err(|e| fail("placing fds", e))?;
-        }
-        for stream in [1, 2] {
-            check(libc::dup2(fds::OUTPUT, stream) as libc::c_long)
-                .map_err(|e| fail("redirecting output", e))?;
-        }
-        // Everything else goes: the fork server's socket, other helpers' pipes.
-        check(libc::syscall(
+    }
+    let disable = libc::stack_t {
+        ss_sp: std::ptr::null_mut(),
+        ss_flags: libc::SS_DISABLE,
+        ss_size: 0,
+    };
+    // SAFETY: reads the live `disable`; no handler uses the old stack any
+    // more (all are SIG_DFL now), and the old one is not asked for.
+    unsafe { libc::sigaltstack(&disable, std::ptr::null_mut()) };
+}
+
+/// Puts the received fds at their [`fds`] numbers, the output on 1 and 2,
+/// and closes every other fd.
+fn place_fds(received: [i32; 4]) -> Result<(), LockdownError> {
+    // Move the received fds out of the way first, so no dup2 clobbers another.
+    let mut high = [0i32; 4];
+    for (i, fd) in received.iter().enumerate() {
+        // SAFETY: F_DUPFD_CLOEXEC makes a new fd and touches no memory.
+        let dup = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 512) };
+        high[i] = check(dup.into()).map_err(|e| fail("moving fds", e))? as i32;
+    }
+    let targets = [fds::CONTROL, fds::WAKE, fds::ARENA, fds::OUTPUT];
+    for (fd, target) in high.iter().zip(targets) {
+        // SAFETY: replaces whatever `target` was; every fd this helper needs
+        // was copied above 512 first, and what the fork server's Rust code
+        // held at that number is never used in this process again.
+        let placed = unsafe { libc::dup3(*fd, target, libc::O_CLOEXEC) };
+        check(placed.into()).map_err(|e| fail("placing fds", e))?;
+    }
+    for stream in [1, 2] {
+        // SAFETY: as above, for the standard streams (which were /dev/null).
+        let placed = unsafe { libc::dup2(fds::OUTPUT, stream) };
+        check(placed.into()).map_err(|e| fail("redirecting output", e))?;
+    }
+    // Everything else goes: the fork server's socket, other helpers' pipes.
+    // SAFETY: closes fds this process will never use again: the fork
+    // server's, whose owners (on the fork server's stack) are never dropped
+    // here since helper_main does not return, and the copies just placed.
+    let closed = unsafe {
+        libc::syscall(
             libc::SYS_close_range,
             fds::OUTPUT as libc::c_uint,
             libc::c_uint::MAX,
             0,
-        ))
-        .map_err(|e| fail("close_range", e))?;
-    }
+        )
+    };
+    check(closed).map_err(|e| fail("close_range", e))?;
     Ok(())
+}
+
+/// `prctl` with integer arguments. Only options that take plain integers
+/// (no pointers) are passed here, so the kernel reads no memory of ours.
+fn prctl(option: libc::c_int, arg: libc::c_ulong) -> libc::c_int {
+    // SAFETY: see above: every caller passes an integer-only option.
+    unsafe {
+        libc::prctl(
+            option,
+            arg,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    }
 }
 
 /// rlimits: address space, no core dumps, bounded fds, CPU time.
 pub fn set_limits(limits: &Limits) -> Result<(), LockdownError> {
-    let set = |resource, soft: u64, hard: u64, what: &str| {
-        let lim = libc::rlimit {
-            rlim_cur: soft,
-            rlim_max: hard,
-        };
-        if unsafe { libc::setrlimit(resource, &lim) } != 0 {
-            return Err(fail(what, io::Error::last_os_error()));
-        }
-        Ok(())
-    };
     let bytes = limits.memory_mb.saturating_mul(1 << 20);
-    set(libc::RLIMIT_AS, bytes, bytes, "RLIMIT_AS")?;
-    set(libc::RLIMIT_CORE, 0, 0, "RLIMIT_CORE")?;
-    set(
+    set_rlimit(libc::RLIMIT_AS, bytes, bytes, "RLIMIT_AS")?;
+    set_rlimit(libc::RLIMIT_CORE, 0, 0, "RLIMIT_CORE")?;
+    set_rlimit(
         libc::RLIMIT_NOFILE,
         limits.open_files,
         limits.open_files,
@@ -104,17 +139,34 @@ pub fn set_limits(limits: &Limits) -> Result<(), LockdownError> {
     )?;
     // SIGXCPU at the soft limit (reported as resource_limit), SIGKILL one second later.
     let cpu = limits.cpu_seconds.max(1);
-    set(libc::RLIMIT_CPU, cpu, cpu + 1, "RLIMIT_CPU")?;
+    set_rlimit(libc::RLIMIT_CPU, cpu, cpu + 1, "RLIMIT_CPU")?;
     Ok(())
 }
 
-const SECBIT_NOROOT: u64 = 1 << 0;
-const SECBIT_NOROOT_LOCKED: u64 = 1 << 1;
-const SECBIT_NO_SETUID_FIXUP: u64 = 1 << 2;
-const SECBIT_NO_SETUID_FIXUP_LOCKED: u64 = 1 << 3;
-const SECBIT_KEEP_CAPS_LOCKED: u64 = 1 << 5;
-const SECBIT_NO_CAP_AMBIENT_RAISE: u64 = 1 << 6;
-const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: u64 = 1 << 7;
+fn set_rlimit(
+    resource: libc::__rlimit_resource_t,
+    soft: u64,
+    hard: u64,
+    what: &str,
+) -> Result<(), LockdownError> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads the live `lim` and nothing else.
+    if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+        return Err(fail(what, io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
+const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
+const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+const SECBIT_NO_SETUID_FIXUP_LOCKED: libc::c_ulong = 1 << 3;
+const SECBIT_KEEP_CAPS_LOCKED: libc::c_ulong = 1 << 5;
+const SECBIT_NO_CAP_AMBIENT_RAISE: libc::c_ulong = 1 << 6;
+const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: libc::c_ulong = 1 << 7;
 
 #[repr(C)]
 struct CapHeader {
@@ -138,6 +190,8 @@ fn capget() -> io::Result<[CapData; 2]> {
         pid: 0,
     };
     let mut data = [CapData::default(); 2];
+    // SAFETY: a version-3 header asks for two CapData records, and `data`
+    // holds two; capget writes only those and the header's version.
     check(unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) })?;
     Ok(data)
 }
@@ -145,7 +199,7 @@ fn capget() -> io::Result<[CapData; 2]> {
 /// Sets `no_new_privs`: nothing the helper does can gain privileges (and
 /// Landlock and seccomp may be applied without CAP_SYS_ADMIN).
 pub fn set_no_new_privs() -> Result<(), LockdownError> {
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+    if prctl(libc::PR_SET_NO_NEW_PRIVS, 1) != 0 {
         return Err(fail("PR_SET_NO_NEW_PRIVS", io::Error::last_os_error()));
     }
     Ok(())
@@ -168,7 +222,12 @@ pub fn enter_namespaces(namespaces: &[Namespace]) -> Result<(), LockdownError> {
     if flags == 0 {
         return Ok(());
     }
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    // SAFETY: getuid has no arguments and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    // SAFETY: getgid has no arguments and cannot fail.
+    let gid = unsafe { libc::getgid() };
+    // SAFETY: unshare takes flags only; this process is single-threaded,
+    // as CLONE_NEWUSER requires.
     if unsafe { libc::unshare(flags) } != 0 {
         return Err(fail("unshare", io::Error::last_os_error()));
     }
@@ -191,63 +250,44 @@ pub fn drop_privileges(run_as: Option<&Identity>, threads: u64) -> Result<(), Lo
     let had_caps = capget()
         .map(|d| d.iter().any(|c| c.permitted != 0 || c.effective != 0))
         .map_err(|e| fail("capget", e))?;
-    unsafe {
-        let bits = SECBIT_NOROOT
-            | SECBIT_NOROOT_LOCKED
-            | SECBIT_NO_SETUID_FIXUP
-            | SECBIT_NO_SETUID_FIXUP_LOCKED
-            | SECBIT_KEEP_CAPS_LOCKED
-            | SECBIT_NO_CAP_AMBIENT_RAISE
-            | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
-        // Needs CAP_SETPCAP; a host without capabilities has nothing to lock away.
-        if libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) != 0 && had_caps {
-            return Err(fail("PR_SET_SECUREBITS", io::Error::last_os_error()));
-        }
-        for cap in 0..64 {
-            if libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) == 1
-                && libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
-                && had_caps
-            {
-                return Err(fail("PR_CAPBSET_DROP", io::Error::last_os_error()));
-            }
-        }
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        );
-        if let Some(id) = run_as {
-            // SECBIT_NO_SETUID_FIXUP is set, so the switch keeps the caps that
-            // the capset below then drops; the order makes the switch possible.
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setresgid(id.gid, id.gid, id.gid) != 0
-                || libc::setresuid(id.uid, id.uid, id.uid) != 0
-            {
-                return Err(fail(
-                    &format!("switching to user '{}' ({}:{})", id.name, id.uid, id.gid),
-                    io::Error::last_os_error(),
-                ));
-            }
-            // Threads are processes of this user: a dedicated user makes the
-            // thread limit enforceable.
-            let lim = libc::rlimit {
-                rlim_cur: threads,
-                rlim_max: threads,
-            };
-            if libc::setrlimit(libc::RLIMIT_NPROC, &lim) != 0 {
-                return Err(fail("RLIMIT_NPROC", io::Error::last_os_error()));
-            }
-        }
-        let header = CapHeader {
-            version: CAP_V3,
-            pid: 0,
-        };
-        let data = [CapData::default(); 2];
-        check(libc::syscall(libc::SYS_capset, &header, data.as_ptr()))
-            .map_err(|e| fail("capset", e))?;
+    let bits = SECBIT_NOROOT
+        | SECBIT_NOROOT_LOCKED
+        | SECBIT_NO_SETUID_FIXUP
+        | SECBIT_NO_SETUID_FIXUP_LOCKED
+        | SECBIT_KEEP_CAPS_LOCKED
+        | SECBIT_NO_CAP_AMBIENT_RAISE
+        | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    // Needs CAP_SETPCAP; a host without capabilities has nothing to lock away.
+    if prctl(libc::PR_SET_SECUREBITS, bits) != 0 && had_caps {
+        return Err(fail("PR_SET_SECUREBITS", io::Error::last_os_error()));
     }
+    for cap in 0..64 {
+        if prctl(libc::PR_CAPBSET_READ, cap) == 1
+            && prctl(libc::PR_CAPBSET_DROP, cap) != 0
+            && had_caps
+        {
+            return Err(fail("PR_CAPBSET_DROP", io::Error::last_os_error()));
+        }
+    }
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+    );
+    if let Some(id) = run_as {
+        switch_user(id)?;
+        // Threads are processes of this user: a dedicated user makes the
+        // thread limit enforceable.
+        set_rlimit(libc::RLIMIT_NPROC, threads, threads, "RLIMIT_NPROC")?;
+    }
+    let header = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let data = [CapData::default(); 2];
+    // SAFETY: a version-3 header and two CapData records of all-empty sets,
+    // both live; capset only reads them.
+    check(unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) })
+        .map_err(|e| fail("capset", e))?;
     let left = capget().map_err(|e| fail("capget", e))?;
     if left
         .iter()
@@ -260,6 +300,32 @@ pub fn drop_privileges(run_as: Option<&Identity>, threads: u64) -> Result<(), Lo
     Ok(())
 }
 
+/// Switches to `id`'s group and user, with no supplementary groups.
+/// SECBIT_NO_SETUID_FIXUP is set, so the switch keeps the caps that the
+/// capset in [`drop_privileges`] then drops; the order makes the switch
+/// possible.
+fn switch_user(id: &Identity) -> Result<(), LockdownError> {
+    let failed = || {
+        fail(
+            &format!("switching to user '{}' ({}:{})", id.name, id.uid, id.gid),
+            io::Error::last_os_error(),
+        )
+    };
+    // SAFETY: a zero-length list, so the null pointer is never read.
+    if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 {
+        return Err(failed());
+    }
+    // SAFETY: setresgid takes ids only and touches no memory.
+    if unsafe { libc::setresgid(id.gid, id.gid, id.gid) } != 0 {
+        return Err(failed());
+    }
+    // SAFETY: setresuid takes ids only and touches no memory.
+    if unsafe { libc::setresuid(id.uid, id.uid, id.uid) } != 0 {
+        return Err(failed());
+    }
+    Ok(())
+}
+
 /// Installs the seccomp filter and returns its user-notification listener.
 pub fn install_filter(filter: &CompiledFilter) -> Result<i32, LockdownError> {
     let mut program = filter.to_sock_filters();
@@ -268,6 +334,8 @@ pub fn install_filter(filter: &CompiledFilter) -> Result<i32, LockdownError> {
         filter: program.as_mut_ptr(),
     };
     // Single-threaded here (nothing of the library has run), so no TSYNC needed.
+    // SAFETY: `fprog` points at `program`, both live for the call, and its
+    // length is the program's; the kernel copies the program in.
     let fd = check(unsafe {
         libc::syscall(
             libc::SYS_seccomp,

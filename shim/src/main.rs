@@ -16,13 +16,25 @@
 //!    resolves every declared symbol, and serves calls through the arena.
 //!
 //! This is the code that runs next to the hostile library: keep it small.
+//!
+//! * [`zygote`]: the fork server.
+//! * [`helper`]: one helper's life, steps 1 to 4 in order.
+//! * [`lockdown`]: each lockdown step.
+//! * [`arena`]: the helper's mapping of the shared arena, and the rule for
+//!   touching it.
+//! * [`ffi`]: declared functions and the libffi call.
+//! * [`serve`]: the serve loop.
 
+mod arena;
+mod ffi;
+mod helper;
 mod lockdown;
 mod serve;
-mod sys;
 mod zygote;
 
 use std::process::ExitCode;
+
+use ffb_contract::exit;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,7 +48,16 @@ fn main() -> ExitCode {
             eprintln!(
                 "ffb-shim: this is ffb's helper and is started by ffb itself (usage: ffb-shim --zygote, with the fork-server socket on fd 3)"
             );
-            ExitCode::from(2)
+            ExitCode::from(exit::USAGE)
         }
     }
+}
+
+/// Ends the process at once with one of the [`exit`] codes: no
+/// destructors, no atexit handlers, no stdio flush (a forked helper shares
+/// that state with the fork server, and later with the library).
+pub(crate) fn exit_now(code: u8) -> ! {
+    // SAFETY: _exit ends the process without running any code of its own,
+    // so no state can be left half-used.
+    unsafe { libc::_exit(code.into()) }
 }

@@ -2,14 +2,20 @@
 //! default `pure` policy, each followed by a successful call on the same
 //! Bridge (the helper is replaced automatically).
 //!
-//! The tests in this file take a process-wide lock: several of them count
-//! the fork server's children, which concurrent tests would disturb.
+//! Several tests count the fork server's children and this process's, which
+//! concurrent tests would disturb: so this file is a test binary of its own
+//! (not a module of `integration`), and its tests take a process-wide lock.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ffb_loader::{Bridge, BridgeMode, Error, ErrorKind, Handle, SandboxPolicy, Value};
-use ffb_tests::{child_processes, fixture_lib, hostile_lib, shim_bin};
+use ffb_loader::{
+    Bridge, BridgeBuilder, BridgeMode, Error, ErrorKind, Handle, SandboxPolicy, Value,
+};
+use ffb_tests::bridge::{crashed, violation};
+use ffb_tests::procfs::{fork_server_children, has_ended};
+use ffb_tests::rng::XorShift;
+use ffb_tests::{bridge_builder, child_processes, fixture_lib, hostile_lib, shim_bin};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -24,15 +30,12 @@ const RLIMIT_CORE: i32 = 4;
 const RLIMIT_NOFILE: i32 = 7;
 const RLIMIT_AS: i32 = 9;
 
-fn builder(lib: &std::path::Path, decls: &[&str]) -> ffb_loader::BridgeBuilder {
-    let mut b = Bridge::builder(lib.to_str().expect("utf-8 path"))
-        .shim(shim_bin())
-        .bridge_mode(BridgeMode::Enabled)
-        .timeout(Duration::from_millis(1500));
-    for d in decls {
-        b = b.declare(*d);
-    }
-    b
+/// Short, so that the hangs time out quickly, and still far above what a
+/// harmless call takes.
+const TIMEOUT: Duration = Duration::from_millis(1500);
+
+fn builder(lib: impl AsRef<std::path::Path>, decls: &[&str]) -> BridgeBuilder {
+    bridge_builder(lib, decls).timeout(TIMEOUT)
 }
 
 fn hostile(decls: &[&str]) -> Bridge {
@@ -72,41 +75,13 @@ fn fails_then_recovers(b: &mut Bridge, name: &str, args: &[Value], kind: ErrorKi
     assert!(e.kind.ends_helper(), "{name}: {e}");
     assert_eq!(b.helper_pid(), None, "{name}: the helper is gone");
     assert!(
-        !std::path::Path::new(&format!("/proc/{old_pid}")).exists()
-            || proc_state(old_pid) == Some('Z'),
+        has_ended(old_pid),
         "{name}: the old helper {old_pid} still runs"
     );
     assert_eq!(probe(b), Value::I64(64), "{name}: the next call works");
     assert_eq!(b.respawns(), before + 1, "{name}: respawns()");
     assert_ne!(b.helper_pid(), Some(old_pid));
     e
-}
-
-fn violation(syscall: &str, nr: i64) -> ErrorKind {
-    ErrorKind::PolicyViolation {
-        syscall: syscall.to_string(),
-        nr,
-    }
-}
-
-fn crashed(signal: &str) -> ErrorKind {
-    ErrorKind::Crashed {
-        signal: signal.to_string(),
-    }
-}
-
-/// `(ppid, state)` from /proc/PID/stat.
-fn stat(pid: i32) -> Option<(i32, char)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((ppid, state))
-}
-
-fn proc_state(pid: i32) -> Option<char> {
-    stat(pid).map(|(_, s)| s)
 }
 
 /// This process's children as `(pid, comm)` (the state of the fork server
@@ -122,16 +97,7 @@ fn children() -> Vec<(i32, String)> {
 
 /// Children of the fork server (live helpers and unreaped ones), sorted.
 fn helpers() -> Vec<i32> {
-    let Some(server) = ffb_loader::fork_server_pid(&shim_bin()) else {
-        return Vec::new();
-    };
-    let mut out: Vec<i32> = std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| stat(pid).is_some_and(|(ppid, _)| ppid == server as i32))
-        .collect();
-    out.sort();
-    out
+    fork_server_children(&shim_bin())
 }
 
 /// Polls `f` until it returns `want` or 2 s pass; returns the last value.
@@ -382,7 +348,7 @@ fn signals_to_other_processes_are_violations() {
     fails_then_recovers(&mut b, "ffb_kill_parent", &[], violation("kill", 62));
     // The fork server (the helper's parent) was not killed...
     assert_eq!(ffb_loader::fork_server_pid(&shim_bin()), Some(server));
-    assert!(matches!(proc_state(server as i32), Some(s) if s != 'Z'));
+    assert!(!has_ended(server as i32));
     // ...and neither is this process, by pid (signal 0: harmless if it got through).
     let me = std::process::id() as i64;
     fails_then_recovers(
@@ -604,10 +570,7 @@ fn missing_symbol_fails_the_load_and_leaves_no_helper() {
 #[test]
 fn missing_library_is_load_failed() {
     let _g = serial();
-    let e = Bridge::builder("/nonexistent/libffb_nope.so")
-        .shim(shim_bin())
-        .bridge_mode(BridgeMode::Enabled)
-        .declare("f() -> void")
+    let e = builder("/nonexistent/libffb_nope.so", &["f() -> void"])
         .load()
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::LoadFailed, "{e}");
@@ -622,10 +585,7 @@ fn variadic_declaration_is_bad_signature_and_spawns_nothing() {
     let server = ffb_loader::fork_server_pid(&shim_bin());
     let before = helpers();
     let kids = children();
-    let e = Bridge::builder("libc.so.6")
-        .shim(shim_bin())
-        .bridge_mode(BridgeMode::Enabled)
-        .declare("printf(cstr, ...) -> i32")
+    let e = builder("libc.so.6", &["printf(cstr, ...) -> i32"])
         .load()
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::BadSignature, "{e}");
@@ -642,10 +602,8 @@ fn bridge_disabled_spawns_nothing() {
     let server = ffb_loader::fork_server_pid(&shim_bin());
     let before = helpers();
     let kids = children();
-    let e = Bridge::builder(fixture_lib().to_str().unwrap())
-        .shim(shim_bin())
+    let e = builder(fixture_lib(), &["ffb_nop() -> void"])
         .bridge_mode(BridgeMode::Disabled)
-        .declare("ffb_nop() -> void")
         .load()
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::BridgeDisabled, "{e}");
@@ -929,13 +887,8 @@ fn scribble_fuzz_never_breaks_the_host() {
         .host_spin(Duration::from_millis(20))
         .load()
         .unwrap();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut next = move || rng.next_u64();
     let mut kinds = std::collections::BTreeMap::<String, usize>::new();
     for _ in 0..300 {
         let len = 1 + next() % 4096;

@@ -1,11 +1,14 @@
 //! A thousand helpers started and ended every way there is must leave the
 //! host exactly as it was: no fds, no children or zombies, no arena
-//! mappings. One test only, so nothing else runs in this process meanwhile.
+//! mappings. A test binary of its own with one test only, so nothing else
+//! runs in this process meanwhile.
 
 use std::time::{Duration, Instant};
 
-use ffb_loader::{Bridge, BridgeMode, ErrorKind, Value};
-use ffb_tests::{child_processes, hostile_lib, memfd_mappings, open_fds, shim_bin};
+use ffb_loader::{Bridge, ErrorKind, Value};
+use ffb_tests::bridge::{crashed, violation};
+use ffb_tests::procfs::fork_server_children;
+use ffb_tests::{bridge_builder, child_processes, hostile_lib, memfd_mappings, open_fds, shim_bin};
 
 const CYCLES: usize = 1_000;
 
@@ -24,22 +27,7 @@ fn children() -> Vec<(i32, char, String)> {
 
 /// The fork server's children (helpers, live or not yet reaped).
 fn helpers() -> Vec<i32> {
-    let server = fork_server() as i32;
-    let mut out: Vec<i32> = std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let rest = s[s.rfind(')')? + 1..].to_string();
-                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
-                })
-                == Some(server)
-        })
-        .collect();
-    out.sort();
-    out
+    fork_server_children(&shim_bin())
 }
 
 /// The fork server's open fds (it keeps one status pipe per live helper).
@@ -69,16 +57,18 @@ fn snapshot() -> Snapshot {
 }
 
 fn load(timeout: Duration) -> Bridge {
-    Bridge::builder(hostile_lib().to_str().expect("utf-8 path"))
-        .shim(shim_bin())
-        .bridge_mode(BridgeMode::Enabled)
-        .timeout(timeout)
-        .declare("ffb_segv() -> void")
-        .declare("ffb_rlimit_cur(i32) -> i64")
-        .declare("ffb_socket() -> i32")
-        .declare("ffb_spin_forever() -> void")
-        .load()
-        .expect("loading the hostile corpus")
+    bridge_builder(
+        hostile_lib(),
+        &[
+            "ffb_segv() -> void",
+            "ffb_rlimit_cur(i32) -> i64",
+            "ffb_socket() -> i32",
+            "ffb_spin_forever() -> void",
+        ],
+    )
+    .timeout(timeout)
+    .load()
+    .expect("loading the hostile corpus")
 }
 
 fn harmless(b: &mut Bridge) {
@@ -123,14 +113,7 @@ fn a_thousand_helpers_leak_nothing() {
         } else if i % 10 == 9 {
             let mut b = load(Duration::from_secs(10));
             let e = b.call_by_name("ffb_socket", &[]).unwrap_err();
-            assert_eq!(
-                e.kind,
-                ErrorKind::PolicyViolation {
-                    syscall: "socket".into(),
-                    nr: 41
-                },
-                "cycle {i}: {e}"
-            );
+            assert_eq!(e.kind, violation("socket", 41), "cycle {i}: {e}");
             tally[3] += 1;
         } else if i % 2 == 0 {
             let mut b = load(Duration::from_secs(10));
@@ -140,13 +123,7 @@ fn a_thousand_helpers_leak_nothing() {
         } else {
             let mut b = load(Duration::from_secs(10));
             let e = b.call_by_name("ffb_segv", &[]).unwrap_err();
-            assert_eq!(
-                e.kind,
-                ErrorKind::Crashed {
-                    signal: "SIGSEGV".into()
-                },
-                "cycle {i}: {e}"
-            );
+            assert_eq!(e.kind, crashed("SIGSEGV"), "cycle {i}: {e}");
             // Every fourth crash, carry on in a respawned helper first.
             if i % 8 == 1 {
                 harmless(&mut b);

@@ -1,0 +1,126 @@
+//! `ffb call`: one call (or `--repeat N`) on a fresh helper, its result on
+//! stdout as a line or one JSON object.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use ffb_loader::{BridgeMode, Error, ErrorKind, Signature};
+use serde_json::{json, Value as Json};
+
+use crate::args::{arg_from_text, values_for};
+use crate::load::{bridge_disabled, bridge_mode, builder, LoadArgs};
+use crate::output::{report, success_json, success_line};
+
+#[derive(Args)]
+pub struct CallArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// The function's signature, e.g. 'crc32(u64, bytes, u32) -> u64'.
+    #[arg(long, value_name = "SIG")]
+    sig: String,
+    /// Print exactly one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Call N times on one helper and report timings.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    repeat: u64,
+    /// One argument per parameter that takes one.
+    #[arg(value_name = "ARG")]
+    args: Vec<String>,
+}
+
+pub fn run(args: CallArgs) -> ExitCode {
+    let json_output = args.json;
+    // Everything the user typed is checked before anything is spawned.
+    if bridge_mode(args.load.bridge_mode) != BridgeMode::Enabled {
+        return report(&bridge_disabled(), json_output, true);
+    }
+    let sig = match Signature::parse(&args.sig) {
+        Ok(sig) => sig,
+        Err(e) => {
+            let e = Error::new(
+                ErrorKind::BadSignature,
+                format!("--sig '{}': {e}", args.sig),
+            );
+            return report(&e, json_output, true);
+        }
+    };
+    let values = match values_for(&sig, &args.args, |ty, text, i| arg_from_text(ty, text, i)) {
+        Ok(v) => v,
+        Err(e) => return report(&e, json_output, true),
+    };
+    let builder = match builder(&args.load, json_output) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let started = Instant::now();
+    let mut bridge = match builder.declare(sig.to_string()).load() {
+        Ok(b) => b,
+        Err(e) => return report(&e, json_output, false),
+    };
+    let spawn_ns = started.elapsed().as_nanos() as u64;
+    let f = bridge.function(&sig.name).expect("declared at load");
+    let mut samples = Vec::with_capacity(args.repeat as usize);
+    let mut last = None;
+    for _ in 0..args.repeat {
+        let t = Instant::now();
+        let result = bridge.call(f, &values);
+        samples.push(t.elapsed().as_nanos() as u64);
+        match result {
+            Ok(out) => last = Some(out),
+            Err(e) => return report(&e, json_output, e.kind == ErrorKind::BadArgument),
+        }
+    }
+    let out = last.expect("repeat >= 1");
+    let timing = (args.repeat > 1).then(|| Timing::of(&mut samples, spawn_ns));
+    if json_output {
+        let mut obj = success_json(&out);
+        if let Some(t) = &timing {
+            obj.insert("timing".into(), t.to_json());
+        }
+        println!("{}", Json::Object(obj));
+    } else {
+        println!("{}", success_line(&sig, &out));
+        if let Some(t) = &timing {
+            println!("{}", t.line());
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// What `--repeat N` reports: the spread of N call times, in nanoseconds,
+/// and the helper's start-up.
+struct Timing {
+    calls: usize,
+    min: u64,
+    median: u64,
+    p99: u64,
+    spawn: u64,
+}
+
+impl Timing {
+    fn of(samples: &mut [u64], spawn: u64) -> Timing {
+        samples.sort_unstable();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Timing {
+            calls: samples.len(),
+            min: samples[0],
+            median: at(0.5),
+            p99: at(0.99),
+            spawn,
+        }
+    }
+
+    fn to_json(&self) -> Json {
+        json!({"calls": self.calls, "min_ns": self.min, "median_ns": self.median,
+               "p99_ns": self.p99, "spawn_ns": self.spawn})
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "timing: {} calls, min {} ns, median {} ns, p99 {} ns; helper start {} ns",
+            self.calls, self.min, self.median, self.p99, self.spawn
+        )
+    }
+}

@@ -1,0 +1,5 @@
+//! One module per subcommand: `ffb call`, `ffb session` and `ffb policy ...`.
+
+pub mod call;
+pub mod policy;
+pub mod session;

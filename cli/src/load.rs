@@ -1,0 +1,122 @@
+//! From the flags `ffb call` and `ffb session` share (`--lib`, `--policy`,
+//! `--bridge-mode`, ...) to a bridge builder, with every flag checked
+//! before anything is spawned.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use ffb_loader::{Bridge, BridgeBuilder, BridgeMode, Error, ErrorKind, SandboxPolicy};
+use ffb_policy::diagnostics::PolicyFileError;
+use ffb_policy::source::load_policy;
+
+use crate::output::{print_warnings, report, report_policy};
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// Allow loading native code (or set FFB_BRIDGE_MODE=1).
+    #[arg(long)]
+    pub bridge_mode: bool,
+    /// The library: a path, or a soname such as libz.so.1.
+    #[arg(long, value_name = "PATH_OR_SONAME")]
+    pub lib: String,
+    /// Sandbox policy: a preset (pure, fs-read, db-client) or a policy file (TOML,
+    /// Docker/OCI or seccompiler JSON).
+    #[arg(long, value_name = "FILE_OR_PRESET", default_value = "pure")]
+    pub policy: String,
+    /// Append one JSON line per violation, crash, timeout, resource-limit hit and
+    /// respawn to this file.
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Per-call timeout in milliseconds [default: 30000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_ms: Option<u64>,
+    /// Append the extension's stdout and stderr to this file (default: /dev/null).
+    #[arg(long, value_name = "FILE")]
+    pub extension_output: Option<PathBuf>,
+}
+
+/// The bridge mode `--bridge-mode` asks for, else the environment's.
+pub fn bridge_mode(flag: bool) -> BridgeMode {
+    if flag {
+        BridgeMode::Enabled
+    } else {
+        BridgeMode::from_env()
+    }
+}
+
+/// The error for a command that would load native code with bridge mode off.
+pub fn bridge_disabled() -> Error {
+    Error::new(
+        ErrorKind::BridgeDisabled,
+        "bridge mode is off: pass --bridge-mode (or set FFB_BRIDGE_MODE=1) to load native code",
+    )
+}
+
+/// Loads a policy (a preset or a file) and checks that it compiles. The error
+/// is one line: `FILE:LINE:COL: what is wrong`.
+pub fn load_checked(spec: &str) -> Result<SandboxPolicy, PolicyFileError> {
+    let policy = load_policy(spec)?;
+    if let Err(e) = policy.compile() {
+        return Err(PolicyFileError {
+            path: spec.to_string(),
+            line: 0,
+            column: 0,
+            message: format!("the policy does not compile: {e}"),
+        });
+    }
+    Ok(policy)
+}
+
+/// Opens (creating) the audit log once, so a path that cannot be written is
+/// bad input, reported before anything is spawned.
+fn check_audit_log(path: &Path) -> Result<(), Error> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::LoadFailed,
+                format!(
+                    "--audit-log {}: cannot open it for appending: {e}",
+                    path.display()
+                ),
+            )
+        })
+}
+
+/// The builder for `--lib`, `--policy` and the other load options. Every
+/// option is checked here, before anything is spawned; a failure has already
+/// been reported and its exit code is returned.
+pub fn builder(load: &LoadArgs, json_output: bool) -> Result<BridgeBuilder, ExitCode> {
+    let policy = load_checked(&load.policy).map_err(|e| report_policy(&e, json_output))?;
+    print_warnings(&policy);
+    let b = Bridge::builder(load.lib.clone())
+        .bridge_mode(bridge_mode(load.bridge_mode))
+        .policy(policy);
+    let mut b = with_run_options(b, load.timeout_ms, load.extension_output.as_deref());
+    if let Some(path) = &load.audit_log {
+        check_audit_log(path).map_err(|e| report(&e, json_output, true))?;
+        b = b.audit_log(path.clone());
+    }
+    Ok(b)
+}
+
+/// Applies `--timeout-ms` and `--extension-output`, which `policy learn`
+/// takes too.
+pub fn with_run_options(
+    mut b: BridgeBuilder,
+    timeout_ms: Option<u64>,
+    extension_output: Option<&Path>,
+) -> BridgeBuilder {
+    if let Some(ms) = timeout_ms {
+        b = b.timeout(Duration::from_millis(ms));
+    }
+    if let Some(path) = extension_output {
+        b = b.extension_output(path.to_path_buf());
+    }
+    b
+}

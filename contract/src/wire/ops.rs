@@ -1,0 +1,73 @@
+//! What the host can ask for in the host line, and what the helper can
+//! answer in the helper line. Both travel as `u32`; the host checks every
+//! status it reads, since the helper line is hostile.
+
+/// A `#[repr(u32)]` enum with `from_u32`, which decodes a wire value with a
+/// plain `match` (the host decodes a status on every call).
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident = $value:literal,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant = $value,)*
+        }
+
+        impl $name {
+            /// The value for a wire word, if it is one.
+            pub fn from_u32(v: u32) -> Option<$name> {
+                match v {
+                    $($value => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// Operations the host can request.
+    ///
+    /// ```
+    /// use ffb_contract::wire::Op;
+    /// assert_eq!(Op::from_u32(Op::Batch as u32), Some(Op::Batch));
+    /// assert_eq!(Op::from_u32(0), None);
+    /// ```
+    pub enum Op {
+        /// Call function `func` with `nargs` argument words.
+        Call = 1,
+        /// Declare one more function: its signature text is at the start of the
+        /// data area and `args[0]` is its length. The response's `ret` is its index.
+        Declare = 2,
+        /// Run `nargs` calls in order. Their records start at the data area, each
+        /// `func | nargs << 32` followed by `nargs` argument words; `args[0]` is
+        /// the offset of the results, one 64-bit word per call. `completed`
+        /// counts the calls done.
+        Batch = 3,
+    }
+}
+
+wire_enum! {
+    /// Response status codes.
+    ///
+    /// ```
+    /// use ffb_contract::wire::Status;
+    /// assert_eq!(Status::from_u32(Status::BadRequest as u32), Some(Status::BadRequest));
+    /// assert_eq!(Status::from_u32(7), None);
+    /// ```
+    pub enum Status {
+        /// The call ran; `ret` holds its return value.
+        Ok = 0,
+        /// A declared symbol was not found; the message says which.
+        SymbolNotFound = 1,
+        /// A declared signature did not parse or libffi refused it.
+        BadSignature = 2,
+        /// The request was malformed (a host bug, or a scribbled arena).
+        BadRequest = 3,
+    }
+}

@@ -1,0 +1,113 @@
+//! What the host sends the fork server to get a helper, and the reply.
+//!
+//! The request travels as one JSON record on the fork server's
+//! `SOCK_SEQPACKET` socket, with [`SPAWN_FDS`] fds attached
+//! ([`crate::sys::send_with_fds`]); the reply is a [`SpawnReply`] with a
+//! pidfd attached.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::artefacts::{CompiledFilter, Identity, LandlockSpec, Limits, Namespace};
+
+/// The layout and protocol version of this crate. Host and helper must come
+/// from the same build: a mismatch is refused at spawn, never guessed at.
+pub const WIRE_VERSION: u32 = 4;
+
+/// What the host asks the fork server for. Sent as JSON with the helper's fds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpawnRequest {
+    /// [`WIRE_VERSION`] of the host that sent it.
+    pub wire_version: u32,
+    /// Library path or soname, passed to `dlopen`.
+    pub library: String,
+    /// Signatures to resolve before serving, in function-index order.
+    pub functions: Vec<String>,
+    /// The compiled seccomp program.
+    pub filter: CompiledFilter,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Arena length in bytes.
+    pub arena_len: u64,
+    /// How long the helper spins for a request before it sleeps, in microseconds.
+    pub spin_us: u32,
+    /// The helper's whole environment (the host's is not inherited).
+    pub env: Vec<(String, String)>,
+    /// Landlock rules, applied before the library loads. `None` (learn mode)
+    /// or an empty spec (a policy that does not confine): no Landlock.
+    pub landlock: Option<LandlockSpec>,
+    /// Namespaces to enter first, before the rlimits, Landlock and the
+    /// filter (the fork server creates a pid namespace with the helper).
+    pub namespaces: Vec<Namespace>,
+    /// Run as this user and group.
+    pub run_as: Option<Identity>,
+}
+
+impl SpawnRequest {
+    /// The request as it travels.
+    pub fn encode(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(self)
+    }
+
+    /// Reads a request, refusing one from another build.
+    ///
+    /// ```
+    /// use ffb_contract::wire::{DecodeError, SpawnRequest};
+    /// let old = br#"{"wire_version":3}"#;
+    /// assert!(matches!(SpawnRequest::decode(old), Err(DecodeError::Malformed(_))));
+    /// ```
+    pub fn decode(bytes: &[u8]) -> Result<SpawnRequest, DecodeError> {
+        let request: SpawnRequest =
+            serde_json::from_slice(bytes).map_err(DecodeError::Malformed)?;
+        if request.wire_version != WIRE_VERSION {
+            return Err(DecodeError::OtherVersion(request.wire_version));
+        }
+        Ok(request)
+    }
+}
+
+/// Why a spawn request could not be read. Either way the fork server
+/// answers `-EPROTO`, and the host tells the user to rebuild ffb and
+/// `ffb-shim` together.
+#[derive(Debug)]
+pub enum DecodeError {
+    /// Not a request of this build's shape (fields missing or unknown).
+    Malformed(serde_json::Error),
+    /// A well-formed request for another [`WIRE_VERSION`].
+    OtherVersion(u32),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Malformed(e) => write!(f, "malformed spawn request: {e}"),
+            DecodeError::OtherVersion(v) => {
+                write!(f, "spawn request for wire version {v}, not {WIRE_VERSION}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DecodeError::Malformed(e) => Some(e),
+            DecodeError::OtherVersion(_) => None,
+        }
+    }
+}
+
+/// The fork server's reply: the new helper's pid (or `-errno`; `-EPROTO` for a
+/// request it cannot read, such as one from another ffb version), sent with a
+/// pidfd for it. When the helper ends, the fork server reaps it and writes its
+/// raw wait status (4 bytes, native endian) to the status pipe that came with
+/// the request, then closes that pipe.
+pub type SpawnReply = i32;
+
+/// fds that travel with a [`SpawnRequest`], in this order: the helper's end
+/// of the control socket, the wake eventfd, the arena memfd, the output
+/// file, and the write end of the status pipe. The helper moves the first
+/// four to [`crate::fds`]; the fork server keeps the last.
+pub const SPAWN_FDS: usize = 5;

@@ -1,0 +1,173 @@
+//! The seccomp monitor: the host's answers to the helper's user
+//! notifications (the syscalls its filter routes to the host), the
+//! verdicts' audit, and learn mode's recording.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+
+use ffb_policy::errno::errno_name;
+use ffb_policy::sandbox::{Namespace, Phase, Verdict};
+
+use super::outcome::KillReason;
+use super::remote_memory::read_memory;
+use super::Helper;
+use crate::audit::AuditEvent;
+
+impl Helper {
+    /// Answers every pending seccomp notification. The kernel wrote these;
+    /// nothing in them comes from the extension's memory.
+    pub(super) fn answer_notifications(&mut self) {
+        let Some(listener) = self.listener.as_ref().map(|l| l.as_raw_fd()) else {
+            return;
+        };
+        while has_notification(listener) {
+            let req = match receive(listener) {
+                Ok(req) => req,
+                Err(e) => {
+                    // ENOENT: the thread died before we looked. Anything else: the
+                    // listener is broken, so the helper cannot be supervised.
+                    if e.raw_os_error() != Some(libc::ENOENT) {
+                        self.kill(KillReason::Protocol);
+                    }
+                    return;
+                }
+            };
+            let nr = req.data.nr as i64;
+            let args = req.data.args;
+            let mut resp = libc::seccomp_notif_resp {
+                id: req.id,
+                val: 0,
+                error: 0,
+                flags: 0,
+            };
+            match self.verdict(&req) {
+                Verdict::Continue => {
+                    resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
+                }
+                Verdict::Log => {
+                    self.audit_verdict(nr, args, "logged");
+                    resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
+                }
+                Verdict::Fail(errno) => {
+                    let action = format!("errno:{}", errno_name(errno).unwrap_or("?"));
+                    self.audit_verdict(nr, args, &action);
+                    resp.error = -(errno as i32);
+                }
+                Verdict::Violation => {
+                    // No answer: the syscall never runs, and the helper dies.
+                    self.kill(KillReason::Violation { nr, args });
+                    return;
+                }
+            }
+            // SAFETY: SEND reads one seccomp_notif_resp from the live `resp`.
+            unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+        }
+    }
+
+    /// The policy's verdict on one notification; in learn mode, whatever
+    /// the policy would refuse is recorded and let through instead.
+    fn verdict(&self, req: &libc::seccomp_notif) -> Verdict {
+        let nr = req.data.nr as i64;
+        let args = req.data.args;
+        let pid = self.pid;
+        let in_pid_ns = self.policy.namespaces.contains(&Namespace::Pid);
+        let verdict = self.policy.verdict(nr, &args, self.phase, |target| {
+            if target == 0 {
+                // kill(0, ...): the helper's process group, which must still
+                // be its own (it could have joined the host's).
+                leads_own_group(pid)
+            } else if in_pid_ns {
+                // Targets are ids in the helper's own namespace, where it is 1.
+                target == 1 || has_namespaced_thread(pid, target)
+            } else {
+                target == pid as i64
+                    || std::path::Path::new(&format!("/proc/{pid}/task/{target}")).exists()
+            }
+        });
+        let Some(learned) = &self.learn else {
+            return verdict;
+        };
+        let loading = self.phase == Phase::Loading;
+        if verdict == Verdict::Continue || !crate::learn::worth_recording(nr, &args, loading) {
+            return verdict;
+        }
+        let thread = req.pid as i32;
+        let cwd = std::fs::read_link(format!("/proc/{thread}/cwd")).ok();
+        learned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(nr, &args, cwd, |addr, len| read_memory(thread, addr, len));
+        Verdict::Continue
+    }
+
+    /// Writes a syscall the host answered other than "continue" to the
+    /// audit log, if there is one.
+    fn audit_verdict(&self, nr: i64, args: [u64; 6], action: &str) {
+        if let Some(audit) = &self.audit {
+            audit.record(&AuditEvent {
+                event: "violation",
+                function: None,
+                syscall: Some((nr, args)),
+                action,
+                pid: self.pid,
+                detail: None,
+            });
+        }
+    }
+}
+
+/// Takes one notification off the listener.
+fn receive(listener: RawFd) -> io::Result<libc::seccomp_notif> {
+    // SAFETY: seccomp_notif is plain C data (integers and the syscall's
+    // arguments); all zeroes is a valid value, and the kernel requires the
+    // buffer zeroed before RECV.
+    let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: RECV writes one seccomp_notif into the live `req`.
+    if unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(req)
+}
+
+/// Whether a notification is waiting on the listener. POLLIN only: a
+/// listener whose tasks are all gone reports POLLHUP, and a RECV then would
+/// block for good on older kernels.
+fn has_notification(listener: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd: listener,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polls the one live pollfd, without waiting.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & libc::POLLIN != 0
+}
+
+/// Whether process `pid` is the leader of its process group (field 5 of
+/// /proc/PID/stat, read after the command name's closing parenthesis).
+fn leads_own_group(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = stat.rsplit_once(')')?.1;
+            rest.split_whitespace().nth(2)?.parse::<i32>().ok()
+        })
+        .is_some_and(|pgrp| pgrp == pid)
+}
+
+/// Whether helper `pid` has a thread whose id in its own pid namespace is `tid`.
+fn has_namespaced_thread(pid: i32, tid: i64) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("NSpid:"))
+                    .and_then(|l| l.split_whitespace().last().map(str::to_string))
+            })
+            .is_some_and(|id| id == tid.to_string())
+    })
+}

@@ -1,0 +1,80 @@
+//! Reading the helper's memory from the host, for a returned `cstr` and
+//! for learn mode's look at a path argument: `process_vm_readv`, one page
+//! at a time, so a fault beyond the bytes wanted cannot hide them.
+
+use super::Helper;
+use crate::error::{Error, ErrorKind, Result};
+
+impl Helper {
+    /// Copies a NUL-terminated string out of the helper's memory, reading at
+    /// most `bound` bytes. Reads page by page, so a string that ends just before
+    /// unmapped memory is still found.
+    pub fn read_cstr(&self, addr: u64, bound: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut at = addr;
+        while out.len() < bound + 1 {
+            let start = out.len();
+            out.resize(start + (bound + 1 - start).min(PAGE), 0);
+            let n = read_within_page(self.pid, at, &mut out[start..]);
+            if n == 0 {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("the returned string at {addr:#x} is not readable {start} bytes in"),
+                ));
+            }
+            out.truncate(start + n);
+            if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
+                out.truncate(start + nul);
+                // Reads go a page at a time: keep only what the string needs.
+                out.shrink_to_fit();
+                return Ok(out);
+            }
+            at += n as u64;
+        }
+        Err(Error::new(
+            ErrorKind::ResourceLimit,
+            format!("the returned string is longer than the {bound}-byte bound"),
+        ))
+    }
+}
+
+/// Reads up to `len` bytes of another process's memory, stopping at the
+/// first unreadable page.
+pub(super) fn read_memory(pid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let n = read_within_page(pid, addr + got as u64, &mut out[got..]);
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    (got > 0).then(|| {
+        out.truncate(got);
+        out
+    })
+}
+
+const PAGE: usize = 4096;
+
+/// Reads another process's memory at `at` into `out`, but never past the end
+/// of the page holding `at`, so a fault beyond it cannot hide the bytes before
+/// it. Returns how many bytes were read: 0 when `at` is unreadable.
+fn read_within_page(pid: i32, at: u64, out: &mut [u8]) -> usize {
+    let want = out.len().min(PAGE - (at as usize % PAGE));
+    let local = libc::iovec {
+        iov_base: out.as_mut_ptr().cast(),
+        iov_len: want,
+    };
+    let remote = libc::iovec {
+        iov_base: at as *mut libc::c_void,
+        iov_len: want,
+    };
+    // SAFETY: `local` is the first `want` bytes of the live `out`, the only
+    // memory of ours the call writes; `remote` is only ever read in the
+    // other process, where the kernel checks it (an unmapped page is an
+    // error, not a fault here).
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    n.max(0) as usize
+}

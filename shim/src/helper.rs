@@ -1,0 +1,106 @@
+//! A helper's life after the fork: lock down, hand over the listener, load,
+//! resolve, then serve.
+
+use ffb_contract::exit;
+use ffb_contract::fds;
+use ffb_contract::sys::send_packet;
+use ffb_contract::wire::{HelperMessage, LoadFailureKind, SpawnRequest, Status};
+
+use crate::arena::Arena;
+use crate::exit_now;
+use crate::lockdown::{self, LockdownError};
+use crate::serve::Server;
+
+/// Runs a freshly forked helper. Never returns.
+pub fn helper_main(request: SpawnRequest, received: [i32; 4], parent: i32) -> ! {
+    if lockdown::take_process(parent, received).is_err() {
+        // fd 3 may still be the fork server's socket to the host: say nothing
+        // there; the host learns of the failure from the exit status.
+        exit_now(exit::TAKE_PROCESS_FAILED);
+    }
+    for (key, value) in &request.env {
+        std::env::set_var(key, value);
+    }
+    let arena = match Arena::map(request.arena_len as usize) {
+        Ok(a) => a,
+        Err(e) => fail_and_exit(
+            LoadFailureKind::LoadFailed,
+            &format!("mapping the arena: {e}"),
+        ),
+    };
+    // Landlock goes on while the helper is still its original user (so it can
+    // open every listed path) and still single-threaded (so every thread the
+    // library starts inherits it); the user switch and capability drop follow.
+    let locked = lockdown::enter_namespaces(&request.namespaces)
+        .and_then(|_| lockdown::set_limits(&request.limits))
+        .and_then(|_| lockdown::set_no_new_privs())
+        .and_then(|_| match &request.landlock {
+            Some(spec) => lockdown::apply_landlock(spec),
+            None => Ok(()),
+        })
+        .and_then(|_| lockdown::drop_privileges(request.run_as.as_ref(), request.limits.threads))
+        .and_then(|_| lockdown::install_filter(&request.filter));
+    let listener = match locked {
+        Ok(fd) => fd,
+        Err(LockdownError(why)) => fail_and_exit(
+            LoadFailureKind::LoadFailed,
+            &format!("lockdown failed: {why}"),
+        ),
+    };
+    // The host takes the listener from this process with pidfd_getfd and
+    // answers with one byte; only then is the helper's own copy closed, before
+    // any of the library's code can run.
+    send(&HelperMessage::Listener {
+        listener_fd: listener,
+    });
+    let mut ack = [0u8; 1];
+    // SAFETY: reads at most one byte into the one-byte local buffer.
+    if unsafe { libc::read(fds::CONTROL, ack.as_mut_ptr().cast(), 1) } != 1 {
+        exit_now(exit::LISTENER_NOT_ACKNOWLEDGED);
+    }
+    // SAFETY: `listener` is this process's own fd from seccomp(); the host
+    // holds its copy now, and nothing here uses this one again.
+    unsafe { libc::close(listener) };
+
+    let library = match load(&request.library) {
+        Ok(lib) => lib,
+        Err(message) => fail_and_exit(LoadFailureKind::LoadFailed, &message),
+    };
+    let mut server = Server::new(arena, library, request.spin_us);
+    for text in &request.functions {
+        if let Err((status, message)) = server.declare(text) {
+            let kind = match status {
+                Status::SymbolNotFound => LoadFailureKind::SymbolNotFound,
+                _ => LoadFailureKind::BadSignature,
+            };
+            fail_and_exit(kind, &message);
+        }
+    }
+    send(&HelperMessage::Ready);
+    // SAFETY: the handshake is over; fd 3 is the helper's own control socket
+    // and nothing uses it after this.
+    unsafe { libc::close(fds::CONTROL) };
+    server.serve()
+}
+
+fn send(message: &HelperMessage) {
+    let _ = send_packet(fds::CONTROL, &message.encode());
+}
+
+fn fail_and_exit(kind: LoadFailureKind, message: &str) -> ! {
+    send(&HelperMessage::Failed {
+        kind,
+        message: message.to_string(),
+    });
+    exit_now(exit::FAILED_AND_REPORTED)
+}
+
+fn load(path: &str) -> Result<libloading::Library, String> {
+    let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL;
+    // SAFETY: loading runs the library's initializers, which may do
+    // anything; that is why it happens only now, under the filter, Landlock
+    // and the rlimits, in a process that is expendable.
+    unsafe { libloading::os::unix::Library::open(Some(path), flags) }
+        .map(libloading::Library::from)
+        .map_err(|e| format!("cannot load '{path}': {e}"))
+}

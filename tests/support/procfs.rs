@@ -1,0 +1,160 @@
+//! `/proc` observers: what this process holds (fds, children, arena
+//! mappings) and the state of other processes, for tests that assert that
+//! nothing leaks and that ended helpers are really gone.
+
+use std::fs;
+use std::path::Path;
+
+/// The open file descriptors of this process with their `readlink`
+/// targets (e.g. `socket:[1234]`, `/memfd:ffb-arena (deleted)`), sorted by
+/// fd.
+///
+/// The directory fd used to list `/proc/self/fd` is closed before the
+/// links are read, so it does not appear in the result.
+pub fn open_fds() -> Vec<(i32, String)> {
+    let fds: Vec<i32> = fs::read_dir("/proc/self/fd")
+        .expect("ffb-tests: cannot read /proc/self/fd")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
+    let mut out: Vec<(i32, String)> = fds
+        .into_iter()
+        .filter_map(|fd| {
+            fs::read_link(format!("/proc/self/fd/{fd}"))
+                .ok()
+                .map(|t| (fd, t.to_string_lossy().into_owned()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Number of lines in `/proc/self/maps` that contain `memfd:`, i.e. the
+/// memfd-backed mappings (shared arenas) this process currently holds.
+pub fn memfd_mappings() -> usize {
+    fs::read_to_string("/proc/self/maps")
+        .expect("ffb-tests: cannot read /proc/self/maps")
+        .lines()
+        .filter(|l| l.contains("memfd:"))
+        .count()
+}
+
+/// The fields of `/proc/PID/stat` the tests look at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcStat {
+    /// The parent's pid.
+    pub ppid: i32,
+    /// The one-letter state: `R`, `S`, `Z` for a zombie, `X` for dead, ...
+    pub state: char,
+    /// The command name (at most 15 bytes; may hold spaces and parentheses).
+    pub comm: String,
+    /// When the process started, in clock ticks since boot: with the pid it
+    /// names one process, even after the pid is reused.
+    pub start_time: u64,
+}
+
+impl ProcStat {
+    /// Whether the process has exited: a zombie runs no code, it only waits
+    /// for whoever is now its parent to reap it.
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, 'Z' | 'X')
+    }
+}
+
+/// The stat of process `pid`, or `None` if there is no such process (it may
+/// exit between being listed and being read).
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Whether process `pid` is gone or dead (see [`ProcStat::is_dead`]).
+pub fn has_ended(pid: i32) -> bool {
+    proc_stat(pid).is_none_or(|s| s.is_dead())
+}
+
+/// Parses `pid (comm) state ppid ...`. `comm` may itself contain spaces and
+/// parentheses, so the fields are counted after the *last* `)`.
+fn parse_stat(stat: &str) -> Option<ProcStat> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_string();
+    let rest: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // rest[0] is field 3 (state), rest[1] field 4 (ppid), rest[19] field 22
+    // (starttime).
+    Some(ProcStat {
+        state: rest.first()?.chars().next()?,
+        ppid: rest.get(1)?.parse().ok()?,
+        comm,
+        start_time: rest.get(19)?.parse().ok()?,
+    })
+}
+
+/// Every process on the system with its stat, in no particular order.
+pub fn processes() -> Vec<(i32, ProcStat)> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, proc_stat(pid)?)))
+        .collect()
+}
+
+/// Every process whose parent is `ppid`: `(pid, state, comm)`, sorted by
+/// pid. Only thread-group leaders are listed (threads are not children).
+pub fn children_of(ppid: i32) -> Vec<(i32, char, String)> {
+    let mut out: Vec<_> = processes()
+        .into_iter()
+        .filter(|(_, s)| s.ppid == ppid)
+        .map(|(pid, s)| (pid, s.state, s.comm))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every process whose parent is this process (see [`children_of`]).
+pub fn child_processes() -> Vec<(i32, char, String)> {
+    children_of(std::process::id() as i32)
+}
+
+/// The children of the fork server that serves `shim` in this process (live
+/// helpers and ones not yet reaped), sorted; none if no fork server runs.
+pub fn fork_server_children(shim: &Path) -> Vec<i32> {
+    match ffb_loader::fork_server_pid(shim) {
+        Some(server) => children_of(server as i32)
+            .into_iter()
+            .map(|(pid, _, _)| pid)
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_parsing_handles_odd_comm() {
+        let s = "123 (a) b) (c) S 456 123 123 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
+        assert_eq!(
+            parse_stat(s),
+            Some(ProcStat {
+                ppid: 456,
+                state: 'S',
+                comm: "a) b) (c".to_string(),
+                start_time: 98765,
+            })
+        );
+        assert_eq!(parse_stat("123 (a) S 456"), None, "too few fields");
+    }
+
+    #[test]
+    fn proc_observers_work() {
+        assert!(open_fds().iter().any(|(fd, _)| *fd <= 2));
+        let _ = child_processes();
+        let _ = memfd_mappings();
+        let me = proc_stat(std::process::id() as i32).expect("this process");
+        assert!(!me.is_dead());
+        assert!(!has_ended(std::process::id() as i32));
+    }
+}
