@@ -1,6 +1,7 @@
 //! Compiles the C fixtures in `fixtures/` into real shared libraries in
 //! `OUT_DIR` and exports their paths to the crate (lib and integration
-//! tests) as `FFB_FIXTURE_LIB` and `FFB_HOSTILE_LIB`.
+//! tests) as `FFB_FIXTURE_LIB`, `FFB_HOSTILE_LIB`, `FFB_ATTACK_ROUTES_LIB`
+//! and `FFB_ATTACK_PROCESS_LIB`.
 //!
 //! The compiler is found with the `cc` crate's detection (so `CC`,
 //! `CFLAGS`, cross targets etc. are honoured), but it is invoked directly
@@ -14,6 +15,16 @@ use std::process::Command;
 const LIBS: &[(&str, &str, &str)] = &[
     ("ffb_fixture", "fixtures/ffb_fixture.c", "FFB_FIXTURE_LIB"),
     ("ffb_hostile", "fixtures/ffb_hostile.c", "FFB_HOSTILE_LIB"),
+    (
+        "ffb_attack_routes",
+        "fixtures/ffb_attack_routes.c",
+        "FFB_ATTACK_ROUTES_LIB",
+    ),
+    (
+        "ffb_attack_process",
+        "fixtures/ffb_attack_process.c",
+        "FFB_ATTACK_PROCESS_LIB",
+    ),
 ];
 
 /// Headers the sources include; a change to any of them rebuilds both.

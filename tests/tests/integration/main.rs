@@ -34,6 +34,8 @@ modules!(
     api,
     batch,
     cli,
+    defence_process,
+    defence_routes,
     ordering,
     policy_cli,
     pool,

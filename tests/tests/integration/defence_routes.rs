@@ -1,0 +1,1 @@
+//! Defence in depth: routes a policy cannot see past, from the attacker's side (issue 9).
