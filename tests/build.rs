@@ -1,7 +1,7 @@
 //! Compiles the C fixtures in `fixtures/` into real shared libraries in
 //! `OUT_DIR` and exports their paths to the crate (lib and integration
-//! tests) as `FFB_FIXTURE_LIB`, `FFB_HOSTILE_LIB`, `FFB_ATTACK_ROUTES_LIB`
-//! and `FFB_ATTACK_PROCESS_LIB`.
+//! tests) as `FFB_FIXTURE_LIB`, `FFB_HOSTILE_LIB`, `FFB_ATTACK_ROUTES_LIB`,
+//! `FFB_ATTACK_PROCESS_LIB` and `FFB_ATTACK_IMPORTED_LIB`.
 //!
 //! The compiler is found with the `cc` crate's detection (so `CC`,
 //! `CFLAGS`, cross targets etc. are honoured), but it is invoked directly
@@ -24,6 +24,11 @@ const LIBS: &[(&str, &str, &str)] = &[
         "ffb_attack_process",
         "fixtures/ffb_attack_process.c",
         "FFB_ATTACK_PROCESS_LIB",
+    ),
+    (
+        "ffb_attack_imported",
+        "fixtures/ffb_attack_imported.c",
+        "FFB_ATTACK_IMPORTED_LIB",
     ),
 ];
 

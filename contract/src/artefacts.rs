@@ -56,6 +56,21 @@ pub struct Limits {
     /// Most threads the helper may run (enforced through `RLIMIT_NPROC` only when
     /// the helper runs as its own user; otherwise advisory).
     pub threads: u64,
+    /// Most signals queued to the helper and not yet delivered
+    /// (`RLIMIT_SIGPENDING`). The kernel counts pending signals per user,
+    /// so without this cap one helper could use up the whole user's quota
+    /// and make every other process of that user fail `sigqueue` and
+    /// `timer_create`.
+    #[serde(default = "default_pending_signals")]
+    pub pending_signals: u64,
+}
+
+/// The default [`Limits::pending_signals`]: plenty for a library that uses
+/// a few timers or real-time signals, far below a user's quota.
+pub const DEFAULT_PENDING_SIGNALS: u64 = 64;
+
+fn default_pending_signals() -> u64 {
+    DEFAULT_PENDING_SIGNALS
 }
 
 impl Default for Limits {
@@ -66,6 +81,7 @@ impl Default for Limits {
             open_files: 64,
             call_timeout_ms: 30_000,
             threads: 16,
+            pending_signals: DEFAULT_PENDING_SIGNALS,
         }
     }
 }

@@ -20,8 +20,10 @@ pub const PARENT_GONE: u8 = 111;
 /// the host holds it, and must not load the library unsupervised.
 pub const LISTENER_NOT_ACKNOWLEDGED: u8 = 112;
 
-/// Loading failed after a [`HelperMessage::Failed`](crate::wire::HelperMessage::Failed)
-/// went to the host, which reports that message rather than this code.
+/// Lockdown failed after a [`HelperMessage::Failed`](crate::wire::HelperMessage::Failed)
+/// went to the host, or loading failed after the helper reported it in the
+/// arena ([`LOADED_SEQ`](crate::wire::LOADED_SEQ)); the host reports that
+/// rather than this code.
 pub const FAILED_AND_REPORTED: u8 = 113;
 
 /// Taking over the process (process group, parent-death signal, signals,

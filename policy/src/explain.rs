@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 
 use crate::hash::policy_hash;
 use crate::sandbox::{
-    ArgCondition, CmpOp, SandboxPolicy, FLOOR, LOADING_SYSCALLS, SUPERVISED_SIGNALS,
+    ArgCondition, CmpOp, SandboxPolicy, Target, FLOOR, LOADING_SYSCALLS, SUPERVISED_CONNECTS,
+    SUPERVISED_SIGNALS, SUPERVISED_TARGETS,
 };
 
 /// A condition as an expression: `arg0 == 2`, `arg2 & 0x4 == 0`.
@@ -45,6 +46,25 @@ fn floor_label(e: &crate::sandbox::FloorEntry) -> String {
         Some((i, mask, value)) => format!("{} (when arg{i} & {mask:#x} == {value:#x})", e.syscall),
         None => e.syscall.to_string(),
     }
+}
+
+/// The supervised-target calls, with how each names its target.
+fn target_labels() -> Vec<String> {
+    SUPERVISED_TARGETS
+        .iter()
+        .map(|(name, target)| match target {
+            Target::Pid(i) => format!("{name} (pid arg{i})"),
+            Target::Which(_) => format!("{name} (which arg0, who arg1)"),
+        })
+        .collect()
+}
+
+/// The connect routes as expressions: `socket (arg2 & 0xffffffff == 0x106)`.
+fn connect_labels() -> Vec<String> {
+    SUPERVISED_CONNECTS
+        .iter()
+        .map(|(name, i, mask, value)| format!("{name} (arg{i} & {mask:#x} == {value:#x})"))
+        .collect()
 }
 
 /// A readable account of the policy: its rules, the floor, the supervised
@@ -105,6 +125,21 @@ pub fn explain_text(p: &SandboxPolicy) -> String {
         w,
         "supervised signals (allowed only when aimed at the helper itself): {}",
         SUPERVISED_SIGNALS.join(", ")
+    );
+    let _ = writeln!(
+        w,
+        "supervised targets (a violation unless aimed at the helper itself; then the rules decide): {}",
+        target_labels().join(", ")
+    );
+    let _ = writeln!(
+        w,
+        "connections without connect() (a violation unless a rule names the value): {}",
+        connect_labels().join(", ")
+    );
+    let _ = writeln!(
+        w,
+        "threads: every clone with CLONE_THREAD goes to the host, which fails it with EAGAIN at {} threads",
+        p.limits.threads
     );
     let _ = writeln!(
         w,
@@ -174,7 +209,8 @@ fn condition_json(c: &ArgCondition) -> Value {
 ///
 /// `{"name", "hash", "default_action", "rules": [{"syscall", "nr", "action",
 /// "conditions": [{"index", "op", "value", "mask"?}]}], "floor": [{"syscall",
-/// "reason", "only_when"?}], "supervised_signals", "loading_only",
+/// "reason", "only_when"?}], "supervised_signals", "supervised_targets",
+/// "supervised_connects", "loading_only",
 /// "filesystem": {"read", "write"}, "network": {"connect_tcp", "bind_tcp"},
 /// "limits": {...}, "namespaces": [...], "run_as": {"name", "uid", "gid"} or
 /// null, "warnings": [...]}`. Actions are written as in policy files
@@ -198,6 +234,8 @@ pub fn explain_json(p: &SandboxPolicy) -> Value {
             v
         }).collect::<Vec<_>>(),
         "supervised_signals": SUPERVISED_SIGNALS,
+        "supervised_targets": SUPERVISED_TARGETS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        "supervised_connects": connect_labels(),
         "loading_only": LOADING_SYSCALLS,
         "filesystem": {
             "read": p.filesystem.read.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
@@ -236,6 +274,15 @@ mod tests {
             "execve",
             "the bridge runs library code",
             "clone (when arg0 & 0x10000 == 0x0)",
+            "ioctl (when arg1 & 0xffffffff == 0x5412)",
+            "prctl (when arg0 & 0xffffffff == 0x16)",
+            "fcntl (when arg1 & 0xffffffff == 0x400)",
+            "types input into a terminal",
+            "prlimit64 (pid arg0)",
+            "setpriority (which arg0, who arg1)",
+            "socket (arg2 & 0xffffffff == 0x106)",
+            "sendto (arg3 & 0x20000000 == 0x20000000)",
+            "fails it with EAGAIN at 16 threads",
             "tgkill",
             "connect_tcp: 5432",
             "memory_mb:       1024",

@@ -11,7 +11,8 @@ use crate::sandbox::{
 /// 64-bit FNV-1a over the policy's canonical JSON (its serde serialization,
 /// fields in declaration order), leaving out `name` and `warnings`, which do
 /// not change what is enforced. The same policy loaded from two paths has the
-/// same hash.
+/// same hash. Whether Landlock confines is part of it only when it does not
+/// (an import with `unconfined = true`), so confined policies keep their hashes.
 pub fn policy_hash(p: &SandboxPolicy) -> String {
     #[derive(Serialize)]
     struct Enforced<'a> {
@@ -22,6 +23,11 @@ pub fn policy_hash(p: &SandboxPolicy) -> String {
         network: &'a NetworkRules,
         namespaces: &'a [Namespace],
         run_as: &'a Option<Identity>,
+        #[serde(skip_serializing_if = "is_true")]
+        confine: bool,
+    }
+    fn is_true(b: &bool) -> bool {
+        *b
     }
     let canonical = serde_json::to_string(&Enforced {
         default_action: &p.default_action,
@@ -31,6 +37,7 @@ pub fn policy_hash(p: &SandboxPolicy) -> String {
         network: &p.network,
         namespaces: &p.namespaces,
         run_as: &p.run_as,
+        confine: p.confine,
     })
     .expect("a policy always serializes");
     format!("{:016x}", fnv1a64(canonical.as_bytes()))
@@ -54,7 +61,7 @@ mod tests {
     #[test]
     fn hash_is_stable_and_follows_the_rules() {
         let pure = SandboxPolicy::pure();
-        assert_eq!(policy_hash(&pure), "c917e8ef065a1284");
+        assert_eq!(policy_hash(&pure), "e0c1bca1b9bb6583");
         assert_eq!(policy_hash(&pure).len(), 16);
         let mut renamed = pure.clone();
         renamed.name = "/etc/ffb/other.toml".into();
@@ -69,5 +76,8 @@ mod tests {
         let last = cond.rules.len() - 1;
         cond.rules[last].conditions[0].value = 1;
         assert_ne!(policy_hash(&cond), policy_hash(&pure));
+        let mut unconfined = pure.clone();
+        unconfined.confine = false;
+        assert_ne!(policy_hash(&unconfined), policy_hash(&pure));
     }
 }

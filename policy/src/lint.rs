@@ -17,14 +17,41 @@ use crate::sandbox::{floor_entry_granted_by, Action, CmpOp, SandboxPolicy, Sysca
 
 const PROT_EXEC: u64 = libc::PROT_EXEC as u64;
 
+/// Syscalls that change a file's metadata: mode (setuid bits), owner,
+/// timestamps and extended attributes. Landlock does not confine them, so
+/// [`lint`] flags any grant of one (`metadata-grant`).
+pub const METADATA_SYSCALLS: &[&str] = &[
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "chown",
+    "fchown",
+    "fchownat",
+    "lchown",
+    "utime",
+    "utimes",
+    "utimensat",
+    "futimesat",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "setxattrat",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "removexattrat",
+];
+
 /// The memory limit above which [`lint`] warns, in MiB.
 pub const MEMORY_LIMIT_WARN_MB: u64 = 4096;
 
 /// One finding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LintWarning {
-    /// A short stable identifier: `open-without-paths`, `socket-without-ports`,
-    /// `clone-not-thread-only`, `exec-mappings`, `memory-limit-high` or `log-default`.
+    /// A short stable identifier: `unconfined-import`, `open-without-paths`,
+    /// `socket-without-ports`, `clone-not-thread-only`, `exec-mappings`,
+    /// `metadata-grant`, `memory-limit-high` or `log-default`.
     pub rule: &'static str,
     /// What was found and why it matters.
     pub message: String,
@@ -40,15 +67,26 @@ impl fmt::Display for LintWarning {
 pub fn lint(p: &SandboxPolicy) -> Vec<LintWarning> {
     let mut out = Vec::new();
     let allowed = |names: &[&str]| -> Vec<String> {
-        let mut found: Vec<String> = p
-            .rules
-            .iter()
-            .filter(|r| r.action.runs() && names.contains(&r.syscall.as_str()))
-            .map(|r| r.syscall.clone())
-            .collect();
-        found.dedup();
+        let mut found: Vec<String> = Vec::new();
+        for r in &p.rules {
+            if r.action.runs() && names.contains(&r.syscall.as_str()) && !found.contains(&r.syscall)
+            {
+                found.push(r.syscall.clone());
+            }
+        }
         found
     };
+
+    if !p.confine {
+        out.push(LintWarning {
+            rule: "unconfined-import",
+            message: "this imported profile runs without Landlock ([filesystem] unconfined = \
+                      true): the extension can open, write and create any file and connect \
+                      to any port the helper's user can; remove the setting and grant the \
+                      paths and ports the library needs beside the import instead"
+                .to_string(),
+        });
+    }
 
     let opens = allowed(&["open", "openat", "openat2", "creat"]);
     if !opens.is_empty() && p.filesystem.read.is_empty() && p.filesystem.write.is_empty() {
@@ -63,7 +101,7 @@ pub fn lint(p: &SandboxPolicy) -> Vec<LintWarning> {
                 )
             } else {
                 format!(
-                    "{} allowed and this imported profile says nothing of paths: the extension \
+                    "{} allowed and Landlock is off (unconfined = true): the extension \
                      can open any file the helper's user can",
                     opens.join(", ")
                 )
@@ -80,8 +118,8 @@ pub fn lint(p: &SandboxPolicy) -> Vec<LintWarning> {
                  by port rules at all"
                     .to_string()
             } else {
-                "socket allowed and this imported profile says nothing of ports: the \
-                 extension can connect anywhere the network lets it"
+                "socket allowed and Landlock is off (unconfined = true): the extension \
+                 can connect anywhere the network lets it"
                     .to_string()
             },
         });
@@ -121,6 +159,22 @@ pub fn lint(p: &SandboxPolicy) -> Vec<LintWarning> {
                  excluding it): writable-then-executable memory lets a library, or an exploit \
                  inside it, run code it made; loading needs no such rule",
                 exec.join(", ")
+            ),
+        });
+    }
+
+    let metadata = allowed(METADATA_SYSCALLS);
+    if !metadata.is_empty() {
+        out.push(LintWarning {
+            rule: "metadata-grant",
+            message: format!(
+                "{} allowed: Landlock does not confine file metadata, so the extension can \
+                 make any file the helper's user owns setuid, change its owner, back-date it \
+                 or tag it with extended attributes, outside every listed path (for a helper \
+                 running as root: any file). ffb cannot yet refuse these outside the write \
+                 grants (that needs a per-helper identity), so grant them only if the library \
+                 needs them",
+                metadata.join(", ")
             ),
         });
     }
@@ -202,6 +256,64 @@ mod tests {
             .starts_with("mprotect allowed with PROT_EXEC"));
         assert!(found[3].message.contains("8192 MiB"));
         assert!(found[4].to_string().contains("not for production"));
+    }
+
+    #[test]
+    fn metadata_grants_and_unconfined_imports_are_flagged() {
+        for name in METADATA_SYSCALLS {
+            let p = SandboxPolicy::pure().allow(name).unwrap();
+            let found = lint(&p);
+            assert_eq!(rules_of(&p), ["metadata-grant"], "{name}");
+            assert!(
+                found[0].message.starts_with(&format!(
+                    "{name} allowed: Landlock does not confine file metadata"
+                )),
+                "{}",
+                found[0]
+            );
+            assert!(
+                found[0].message.contains("per-helper identity"),
+                "{}",
+                found[0]
+            );
+        }
+        let mut p = SandboxPolicy::pure();
+        for name in ["chmod", "utimensat", "setxattr", "chmod"] {
+            p.rules
+                .push(SyscallRule::new(name, Action::Log, vec![]).unwrap());
+        }
+        p.rules
+            .push(SyscallRule::new("fchown", Action::Errno(1), vec![]).unwrap());
+        let found = lint(&p);
+        assert_eq!(
+            rules_of(&p),
+            ["metadata-grant"],
+            "errno rules grant nothing"
+        );
+        assert!(
+            found[0]
+                .message
+                .starts_with("chmod, utimensat, setxattr allowed:"),
+            "{}",
+            found[0]
+        );
+
+        let mut imported = SandboxPolicy::pure();
+        imported.confine = false;
+        imported
+            .rules
+            .push(SyscallRule::new("openat", Action::Allow, vec![]).unwrap());
+        let found = lint(&imported);
+        assert_eq!(
+            rules_of(&imported),
+            ["unconfined-import", "open-without-paths"]
+        );
+        assert!(
+            found[0].message.contains("unconfined = true"),
+            "{}",
+            found[0]
+        );
+        assert!(found[1].message.contains("Landlock is off"), "{}", found[1]);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 
 use ffb_contract::exit;
 use ffb_contract::fds;
-use ffb_contract::sys::send_packet;
-use ffb_contract::wire::{HelperMessage, LoadFailureKind, SpawnRequest, Status};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+use ffb_contract::sys::{send_packet, write_all};
+use ffb_contract::wire::{HelperMessage, LoadFailureKind, SpawnRequest, Status, LOADED_SEQ};
 
 use crate::arena::Arena;
 use crate::exit_now;
@@ -31,7 +33,7 @@ pub fn helper_main(request: SpawnRequest, received: [i32; 4], parent: i32) -> ! 
     // Landlock goes on while the helper is still its original user (so it can
     // open every listed path) and still single-threaded (so every thread the
     // library starts inherits it); the user switch and capability drop follow.
-    let locked = lockdown::enter_namespaces(&request.namespaces)
+    let locked = lockdown::enter_namespaces(&request.namespaces, &request.baseline_namespaces)
         .and_then(|_| lockdown::set_limits(&request.limits))
         .and_then(|_| lockdown::set_no_new_privs())
         .and_then(|_| match &request.landlock {
@@ -39,6 +41,10 @@ pub fn helper_main(request: SpawnRequest, received: [i32; 4], parent: i32) -> ! 
             None => Ok(()),
         })
         .and_then(|_| lockdown::drop_privileges(request.run_as.as_ref(), request.limits.threads))
+        .and_then(|_| match request.non_dumpable {
+            true => lockdown::set_non_dumpable(),
+            false => Ok(()),
+        })
         .and_then(|_| lockdown::install_filter(&request.filter));
     let listener = match locked {
         Ok(fd) => fd,
@@ -61,26 +67,45 @@ pub fn helper_main(request: SpawnRequest, received: [i32; 4], parent: i32) -> ! 
     // SAFETY: `listener` is this process's own fd from seccomp(); the host
     // holds its copy now, and nothing here uses this one again.
     unsafe { libc::close(listener) };
+    // The control socket closes before any of the library's code runs, so
+    // nothing on it can be the library's. From here the helper reports in
+    // the arena, which the host treats as the helper's claim.
+    // SAFETY: fd 3 is the helper's own control socket; nothing uses it again.
+    unsafe { libc::close(fds::CONTROL) };
 
     let library = match load(&request.library) {
         Ok(lib) => lib,
-        Err(message) => fail_and_exit(LoadFailureKind::LoadFailed, &message),
+        Err(message) => loaded_and_exit(&arena, Status::BadRequest, 0, &message),
     };
     let mut server = Server::new(arena, library, request.spin_us);
-    for text in &request.functions {
+    for (index, text) in request.functions.iter().enumerate() {
         if let Err((status, message)) = server.declare(text) {
-            let kind = match status {
-                Status::SymbolNotFound => LoadFailureKind::SymbolNotFound,
-                _ => LoadFailureKind::BadSignature,
+            let status = match status {
+                Status::SymbolNotFound => Status::SymbolNotFound,
+                _ => Status::BadSignature,
             };
-            fail_and_exit(kind, &message);
+            loaded_and_exit(&arena, status, index as u64, &message);
         }
     }
-    send(&HelperMessage::Ready);
-    // SAFETY: the handshake is over; fd 3 is the helper's own control socket
-    // and nothing uses it after this.
-    unsafe { libc::close(fds::CONTROL) };
+    report_loaded(&arena, Status::Ok, 0, "");
     server.serve()
+}
+
+/// Reports how loading ended in the arena ([`LOADED_SEQ`]) and wakes the
+/// host, which waits for it in `poll`.
+fn report_loaded(arena: &Arena, status: Status, index: u64, message: &str) {
+    let ctl = arena.control();
+    let len = arena.write_message(message);
+    ctl.helper.message_len.store(len, Relaxed);
+    ctl.helper.ret.store(index, Relaxed);
+    ctl.helper.status.store(status as u32, Relaxed);
+    ctl.helper.resp_seq.store(LOADED_SEQ, SeqCst);
+    let _ = write_all(fds::WAKE, &1u64.to_ne_bytes());
+}
+
+fn loaded_and_exit(arena: &Arena, status: Status, index: u64, message: &str) -> ! {
+    report_loaded(arena, status, index, message);
+    exit_now(exit::FAILED_AND_REPORTED)
 }
 
 fn send(message: &HelperMessage) {
@@ -102,5 +127,5 @@ fn load(path: &str) -> Result<libloading::Library, String> {
     // and the rlimits, in a process that is expendable.
     unsafe { libloading::os::unix::Library::open(Some(path), flags) }
         .map(libloading::Library::from)
-        .map_err(|e| format!("cannot load '{path}': {e}"))
+        .map_err(|e| e.to_string())
 }

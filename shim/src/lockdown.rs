@@ -32,6 +32,7 @@ pub fn take_process(parent: i32, received: [i32; 4]) -> Result<(), LockdownError
     // helper still leads its group before it lets kill(0, ...) through.
     // SAFETY: setpgid(0, 0) moves only this process, and touches no memory.
     unsafe { libc::setpgid(0, 0) };
+    drop_terminal();
     if prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
         return Err(fail("PR_SET_PDEATHSIG", io::Error::last_os_error()));
     }
@@ -42,6 +43,31 @@ pub fn take_process(parent: i32, received: [i32; 4]) -> Result<(), LockdownError
     }
     reset_signals();
     place_fds(received)
+}
+
+/// Gives up the controlling terminal, if the process has one, without
+/// leaving the host's session (see [`take_process`] on why not `setsid`):
+/// `TIOCNOTTY` from a process that does not lead its session detaches only
+/// that process, and a process that is not a session leader can never get
+/// a controlling terminal again. Without one, `/dev/tty` cannot be opened
+/// (`ENXIO`), and `TIOCSTI` on any terminal fd is refused (`EPERM`: it
+/// needs the terminal to be the caller's own, or `CAP_SYS_ADMIN`). The fork
+/// server does this once at start, so helpers never inherit a terminal;
+/// each helper checks again, for one syscall.
+pub fn drop_terminal() {
+    // SAFETY: a constant, NUL-terminated path; open reads only it.
+    let fd = unsafe {
+        libc::open(
+            c"/dev/tty".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: TIOCNOTTY takes no argument and touches no memory.
+        unsafe { libc::ioctl(fd, libc::TIOCNOTTY) };
+        // SAFETY: `fd` was opened just above and is used by nothing else.
+        unsafe { libc::close(fd) };
+    }
 }
 
 /// The fork server blocks SIGCHLD for its signalfd, and the Rust runtime
@@ -140,6 +166,26 @@ pub fn set_limits(limits: &Limits) -> Result<(), LockdownError> {
     // SIGXCPU at the soft limit (reported as resource_limit), SIGKILL one second later.
     let cpu = limits.cpu_seconds.max(1);
     set_rlimit(libc::RLIMIT_CPU, cpu, cpu + 1, "RLIMIT_CPU")?;
+    // Pending signals are counted per user: a cap of its own keeps one helper
+    // from using up the quota of every process of its uid.
+    set_rlimit(
+        libc::RLIMIT_SIGPENDING,
+        limits.pending_signals,
+        limits.pending_signals,
+        "RLIMIT_SIGPENDING",
+    )?;
+    Ok(())
+}
+
+/// Makes the helper non-dumpable: its `/proc/PID` files belong to root and
+/// its memory can be opened (`/proc/PID/mem`, `process_vm_*`, `ptrace`) only
+/// with `CAP_SYS_PTRACE`, which other helpers never have. Called after
+/// everything that writes `/proc/self` (the user namespace's maps) and after
+/// the user switch (which resets the flag to `suid_dumpable`).
+pub fn set_non_dumpable() -> Result<(), LockdownError> {
+    if prctl(libc::PR_SET_DUMPABLE, 0) != 0 {
+        return Err(fail("PR_SET_DUMPABLE", io::Error::last_os_error()));
+    }
     Ok(())
 }
 
@@ -205,39 +251,65 @@ pub fn set_no_new_privs() -> Result<(), LockdownError> {
     Ok(())
 }
 
-/// Unshares the requested namespaces (except pid, which the fork server
-/// creates with the helper itself). A user namespace maps the helper's uid
-/// and gid to themselves, so files keep their owners.
-pub fn enter_namespaces(namespaces: &[Namespace]) -> Result<(), LockdownError> {
-    let mut flags = 0;
-    for ns in namespaces {
-        flags |= match ns {
-            Namespace::User => libc::CLONE_NEWUSER,
-            Namespace::Net => libc::CLONE_NEWNET,
-            Namespace::Ipc => libc::CLONE_NEWIPC,
-            Namespace::Mount => libc::CLONE_NEWNS,
-            Namespace::Pid => 0,
-        };
-    }
-    if flags == 0 {
-        return Ok(());
-    }
+/// Unshares the policy's namespaces (except pid, which the fork server
+/// creates with the helper itself) together with the host's `baseline`
+/// ones. A user namespace maps the helper's uid and gid to themselves, so
+/// files keep their owners.
+///
+/// The baseline is defence in depth the policy did not ask for: where the
+/// kernel refuses it (an unprivileged host on a system that disables user
+/// namespaces), the helper enters the policy's namespaces alone, as it would
+/// have without the baseline. The policy's own are a hard requirement.
+pub fn enter_namespaces(
+    namespaces: &[Namespace],
+    baseline: &[Namespace],
+) -> Result<(), LockdownError> {
+    let required = namespace_flags(namespaces);
+    let all = required | namespace_flags(baseline);
+    // Read before the unshare: in a new user namespace with no map yet they
+    // read as the overflow ids.
     // SAFETY: getuid has no arguments and cannot fail.
     let uid = unsafe { libc::getuid() };
     // SAFETY: getgid has no arguments and cannot fail.
     let gid = unsafe { libc::getgid() };
     // SAFETY: unshare takes flags only; this process is single-threaded,
-    // as CLONE_NEWUSER requires.
-    if unsafe { libc::unshare(flags) } != 0 {
+    // as CLONE_NEWUSER requires. A failed unshare changes nothing.
+    if all != required && unsafe { libc::unshare(all) } == 0 {
+        return map_user(all, uid, gid);
+    }
+    if required == 0 {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::unshare(required) } != 0 {
         return Err(fail("unshare", io::Error::last_os_error()));
     }
-    if flags & libc::CLONE_NEWUSER != 0 {
-        let write =
-            |path: &str, text: String| std::fs::write(path, text).map_err(|e| fail(path, e));
-        write("/proc/self/setgroups", "deny".into())?;
-        write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
-        write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    map_user(required, uid, gid)
+}
+
+fn namespace_flags(namespaces: &[Namespace]) -> libc::c_int {
+    namespaces
+        .iter()
+        .map(|ns| match ns {
+            Namespace::User => libc::CLONE_NEWUSER,
+            Namespace::Net => libc::CLONE_NEWNET,
+            Namespace::Ipc => libc::CLONE_NEWIPC,
+            Namespace::Mount => libc::CLONE_NEWNS,
+            Namespace::Pid => 0,
+        })
+        .fold(0, |flags, flag| flags | flag)
+}
+
+/// After an unshare with `flags`: in a new user namespace, maps the
+/// helper's uid and gid (as they were before the unshare) to themselves.
+fn map_user(flags: libc::c_int, uid: u32, gid: u32) -> Result<(), LockdownError> {
+    if flags & libc::CLONE_NEWUSER == 0 {
+        return Ok(());
     }
+    let write = |path: &str, text: String| std::fs::write(path, text).map_err(|e| fail(path, e));
+    write("/proc/self/setgroups", "deny".into())?;
+    write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+    write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
     Ok(())
 }
 

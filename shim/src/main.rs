@@ -5,15 +5,21 @@
 //! a `clone` into a new pid namespace), so the (possibly multithreaded) host
 //! never forks itself. A new helper:
 //!
-//! 1. takes its fds, its process group and its parent-death signal, checks
-//!    its parent is still the fork server, and resets every signal to its
-//!    default;
-//! 2. enters the policy's namespaces, sets its rlimits and `no_new_privs`,
-//!    applies Landlock, then locks the securebits, drops every capability
-//!    (switching to `run_as` on the way);
-//! 3. installs the seccomp filter and hands its listener to the host;
+//! 1. takes its fds, its process group and its parent-death signal, gives
+//!    up any controlling terminal (`TIOCNOTTY`, staying in the host's
+//!    session), checks its parent is still the fork server, and resets every
+//!    signal to its default;
+//! 2. enters the policy's namespaces and the host's baseline (an IPC
+//!    namespace, inside a user namespace on an unprivileged host), sets its
+//!    rlimits (pending signals included) and `no_new_privs`, applies
+//!    Landlock, then locks the securebits, drops every capability
+//!    (switching to `run_as` on the way), and turns non-dumpable when the
+//!    host asks;
+//! 3. installs the seccomp filter, hands its listener to the host, and
+//!    closes its control socket;
 //! 4. only then loads the library (its constructors already run sandboxed),
-//!    resolves every declared symbol, and serves calls through the arena.
+//!    resolves every declared symbol, reports how that went in the arena,
+//!    and serves calls through it.
 //!
 //! This is the code that runs next to the hostile library: keep it small.
 //!

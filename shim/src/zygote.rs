@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use ffb_contract::artefacts::Namespace;
 use ffb_contract::exit;
 use ffb_contract::sys::{check, poll_readable, recv_with_fds, send_with_fds, write_all};
-use ffb_contract::wire::{SpawnRequest, SPAWN_FDS};
+use ffb_contract::wire::{ExitReport, SpawnRequest, SPAWN_FDS};
 
 const SERVER_FD: RawFd = 3;
 const MAX_REQUEST: usize = 1 << 20;
@@ -27,6 +27,9 @@ pub fn run() -> ExitCode {
     // Whatever the host let slip through without CLOEXEC is not ours to keep.
     // SAFETY: nothing in this fresh process owns an fd above 3 yet.
     unsafe { libc::syscall(libc::SYS_close_range, 4u32, libc::c_uint::MAX, 0u32) };
+    // No helper may inherit the host's controlling terminal: give it up
+    // here, once, without leaving the host's session.
+    crate::lockdown::drop_terminal();
     let sigchld = match child_signal_fd() {
         Ok(fd) => fd,
         Err(_) => return ExitCode::from(exit::FORK_SERVER_SETUP),
@@ -207,14 +210,22 @@ fn drain_signal_fd(fd: &OwnedFd) {
 fn reap(status_pipes: &mut StatusPipes) {
     loop {
         let mut status = 0;
-        // SAFETY: waitpid writes the status into the live local.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        // SAFETY: rusage is plain C data (times and counters); all zeroes is
+        // a valid value, which wait4 overwrites.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 writes the status and the usage into the live locals.
+        let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut usage) };
         if pid <= 0 {
             return;
         }
-        // The pipe closes as it drops: the host reads EOF after the status.
+        let micros = |t: libc::timeval| (t.tv_sec as u64) * 1_000_000 + t.tv_usec as u64;
+        let report = ExitReport {
+            status,
+            cpu_us: micros(usage.ru_utime) + micros(usage.ru_stime),
+        };
+        // The pipe closes as it drops: the host reads EOF after the report.
         if let Some(fd) = status_pipes.remove(&pid) {
-            let _ = write_all(fd.as_raw_fd(), &status.to_ne_bytes());
+            let _ = write_all(fd.as_raw_fd(), &report.encode());
         }
     }
 }

@@ -1,8 +1,12 @@
 //! What a new helper tells the host on its control socket (fd
-//! [`crate::fds::CONTROL`]) before it serves: where its seccomp listener
-//! is, then that it is ready, or why it failed. One JSON record per
-//! message, read once by the host: by then the library's constructors may
-//! have run and written to the socket too.
+//! [`crate::fds::CONTROL`]) while it locks itself down: where its seccomp
+//! listener is, or why lockdown failed. One JSON record per message.
+//!
+//! The helper closes the socket once the host has taken the listener,
+//! before `dlopen`: no code of the library ever runs while the socket is
+//! open, so nothing on it can be the library's. How loading ended travels in
+//! the arena instead ([`LOADED_SEQ`](super::LOADED_SEQ)), where the host
+//! treats it as the helper's claim.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,9 +34,7 @@ pub enum HelperMessage {
         /// fd number in the helper.
         listener_fd: i32,
     },
-    /// The library is loaded and every function resolved.
-    Ready,
-    /// Loading failed before the helper could serve.
+    /// Locking down failed, before anything of the library was loaded.
     Failed {
         /// Which step failed.
         kind: LoadFailureKind,
@@ -42,7 +44,8 @@ pub enum HelperMessage {
 }
 
 /// Why a helper could not start serving. The host reports each as the error
-/// kind of the same name.
+/// kind of the same name. Sent on the control socket only before the
+/// library is loaded (then always [`LoadFailureKind::LoadFailed`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadFailureKind {

@@ -22,5 +22,5 @@ pub use layout::{
     align_up, Control, HelperLine, HostLine, ProgressLine, BUFFER_ALIGN, CONTROL_SIZE,
     MAX_WIRE_ARGS, MESSAGE_CAPACITY, MESSAGE_OFFSET, MIN_ARENA,
 };
-pub use ops::{Op, Status};
-pub use spawn::{DecodeError, SpawnReply, SpawnRequest, SPAWN_FDS, WIRE_VERSION};
+pub use ops::{Op, Status, LOADED_SEQ};
+pub use spawn::{DecodeError, ExitReport, SpawnReply, SpawnRequest, SPAWN_FDS, WIRE_VERSION};

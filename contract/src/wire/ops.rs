@@ -71,3 +71,18 @@ wire_enum! {
         BadRequest = 3,
     }
 }
+
+/// The `resp_seq` with which the helper reports the end of its loading
+/// phase, in place of an answer: `status` is [`Status::Ok`] when the
+/// library is loaded and every function resolved, [`Status::SymbolNotFound`]
+/// or [`Status::BadSignature`] with `ret` the index of the function that
+/// failed, or [`Status::BadRequest`] when `dlopen` itself failed; the
+/// message area holds the helper's own words, if any. The helper then writes
+/// the wake eventfd. The host's requests are numbered from 1 and never reach
+/// this value while loading.
+///
+/// This report is in the arena, not on the control socket, because the
+/// socket is closed before `dlopen`: a constructor can find the arena and
+/// scribble here too, so the host builds every message from its own
+/// declarations and quotes the helper's text only as the helper's.
+pub const LOADED_SEQ: u32 = u32::MAX;

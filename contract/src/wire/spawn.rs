@@ -13,7 +13,7 @@ use crate::artefacts::{CompiledFilter, Identity, LandlockSpec, Limits, Namespace
 
 /// The layout and protocol version of this crate. Host and helper must come
 /// from the same build: a mismatch is refused at spawn, never guessed at.
-pub const WIRE_VERSION: u32 = 4;
+pub const WIRE_VERSION: u32 = 5;
 
 /// What the host asks the fork server for. Sent as JSON with the helper's fds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -41,8 +41,20 @@ pub struct SpawnRequest {
     /// Namespaces to enter first, before the rlimits, Landlock and the
     /// filter (the fork server creates a pid namespace with the helper).
     pub namespaces: Vec<Namespace>,
+    /// Namespaces the host adds to every helper on its own (an IPC
+    /// namespace; a user namespace first on a host without
+    /// `CAP_SYS_ADMIN`), entered with the policy's. Defence in depth: where
+    /// the kernel refuses them, the helper enters the policy's alone.
+    pub baseline_namespaces: Vec<Namespace>,
     /// Run as this user and group.
     pub run_as: Option<Identity>,
+    /// Make the helper non-dumpable (`PR_SET_DUMPABLE` 0) once it no longer
+    /// needs to write its own `/proc/self` files: then no other process
+    /// without `CAP_SYS_PTRACE` (another helper, say) can open its
+    /// `/proc/PID/mem`. The host sets it only when it has `CAP_SYS_PTRACE`
+    /// itself, since it still reads the helper's memory and takes its
+    /// listener.
+    pub non_dumpable: bool,
 }
 
 impl SpawnRequest {
@@ -101,10 +113,54 @@ impl std::error::Error for DecodeError {
 
 /// The fork server's reply: the new helper's pid (or `-errno`; `-EPROTO` for a
 /// request it cannot read, such as one from another ffb version), sent with a
-/// pidfd for it. When the helper ends, the fork server reaps it and writes its
-/// raw wait status (4 bytes, native endian) to the status pipe that came with
-/// the request, then closes that pipe.
+/// pidfd for it. When the helper ends, the fork server reaps it and writes an
+/// [`ExitReport`] to the status pipe that came with the request, then closes
+/// that pipe.
 pub type SpawnReply = i32;
+
+/// How a helper ended, as the fork server saw it when it reaped the helper
+/// with `wait4`: the raw wait status and the CPU time the helper used. The
+/// helper cannot write it; the host trusts it over anything the helper said.
+///
+/// ```
+/// use ffb_contract::wire::ExitReport;
+/// let report = ExitReport { status: 9, cpu_us: 1_000_123 };
+/// assert_eq!(ExitReport::decode(&report.encode()), report);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitReport {
+    /// The wait status (`WIFEXITED`, `WTERMSIG`, ...).
+    pub status: i32,
+    /// User plus system CPU time of the helper, in microseconds (from
+    /// `wait4`'s `rusage`): whether a `SIGXCPU` was the CPU limit or a
+    /// signal the extension raised itself.
+    pub cpu_us: u64,
+}
+
+impl ExitReport {
+    /// Bytes on the status pipe: the status, then the CPU time, native endian.
+    pub const LEN: usize = 12;
+
+    /// The report as it travels.
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[..4].copy_from_slice(&self.status.to_ne_bytes());
+        out[4..].copy_from_slice(&self.cpu_us.to_ne_bytes());
+        out
+    }
+
+    /// Reads a report.
+    pub fn decode(bytes: &[u8; Self::LEN]) -> ExitReport {
+        let mut status = [0u8; 4];
+        status.copy_from_slice(&bytes[..4]);
+        let mut cpu = [0u8; 8];
+        cpu.copy_from_slice(&bytes[4..]);
+        ExitReport {
+            status: i32::from_ne_bytes(status),
+            cpu_us: u64::from_ne_bytes(cpu),
+        }
+    }
+}
 
 /// fds that travel with a [`SpawnRequest`], in this order: the helper's end
 /// of the control socket, the wake eventfd, the arena memfd, the output

@@ -490,7 +490,7 @@ impl Bridge {
             RetType::Handle => self.handles.register(raw, self.generation),
             RetType::CStr if raw == 0 => Value::Null,
             RetType::CStr => {
-                let helper = self.helper.as_ref().expect("alive after a response");
+                let helper = self.helper.as_mut().expect("alive after a response");
                 match helper.read_cstr(raw, self.max_cstr) {
                     Ok(bytes) => Value::Str(bytes),
                     // Unreadable (protocol): the library is in a state nobody

@@ -18,7 +18,9 @@ const LOADER_PATHS: &[&str] = &[
 
 /// Landlock rules for a policy: its own paths and ports, plus what loading
 /// the library (given as a soname or a canonical path) reads. Nothing for a
-/// policy that does not confine (an imported seccomp-only profile).
+/// policy that does not confine: only an imported profile relaxed, explicitly
+/// and linted, with `[filesystem] unconfined = true`. An imported profile as
+/// it is confines: it may read the loader's directories and write nothing.
 pub(super) fn landlock_spec(policy: &SandboxPolicy, library: &str) -> LandlockSpec {
     if !policy.confine {
         return LandlockSpec::default();

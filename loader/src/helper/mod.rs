@@ -69,6 +69,9 @@ pub(crate) struct Helper {
     phase: Phase,
     policy: Arc<SandboxPolicy>,
     library: String,
+    /// The signatures the helper resolves while loading, in index order: a
+    /// failure it reports names one of these, never its own text.
+    functions: Vec<String>,
     /// Spin budget for waits on a helper that was awake.
     spin: AdaptiveSpin,
     /// Spin budget for waits that began by waking the helper.

@@ -2,11 +2,14 @@
 //! notifications (the syscalls its filter routes to the host), the
 //! verdicts' audit, and learn mode's recording.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use ffb_policy::errno::errno_name;
-use ffb_policy::sandbox::{Namespace, Phase, Verdict};
+use ffb_policy::sandbox::{is_supervised, is_thread_clone, Namespace, Phase, Verdict};
 
 use super::outcome::KillReason;
 use super::remote_memory::read_memory;
@@ -40,7 +43,12 @@ impl Helper {
                 error: 0,
                 flags: 0,
             };
-            match self.verdict(&req) {
+            let threads_before = Cell::new(None);
+            if is_thread_clone(nr, &args) {
+                settle_pending_clone(self.pid, req.pid as i32);
+            }
+            let verdict = self.verdict(&req, &threads_before);
+            match verdict {
                 Verdict::Continue => {
                     resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
                 }
@@ -60,18 +68,35 @@ impl Helper {
                 }
             }
             // SAFETY: SEND reads one seccomp_notif_resp from the live `resp`.
-            unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+            let sent = unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+            if let (Some(before), true) = (threads_before.get(), sent == 0) {
+                if resp.flags != 0 {
+                    // A thread let through: it must be counted before the next
+                    // clone is answered, or concurrent clones could all pass
+                    // the limit.
+                    pending_clone(self.pid, req.pid as i32, before);
+                }
+            }
         }
     }
 
     /// The policy's verdict on one notification; in learn mode, whatever
     /// the policy would refuse is recorded and let through instead.
-    fn verdict(&self, req: &libc::seccomp_notif) -> Verdict {
+    ///
+    /// A new thread is counted against the policy's limit: `threads_before`
+    /// gets the count it was judged on.
+    fn verdict(&self, req: &libc::seccomp_notif, threads_before: &Cell<Option<u64>>) -> Verdict {
         let nr = req.data.nr as i64;
         let args = req.data.args;
         let pid = self.pid;
         let in_pid_ns = self.policy.namespaces.contains(&Namespace::Pid);
-        let verdict = self.policy.verdict(nr, &args, self.phase, |target| {
+        let count = || {
+            // Unreadable: the helper is gone, and the count does not matter.
+            let n = thread_count(pid).unwrap_or(u64::MAX);
+            threads_before.set(Some(n));
+            n
+        };
+        let aimed_at_self = |target: i64| {
             if target == 0 {
                 // kill(0, ...): the helper's process group, which must still
                 // be its own (it could have joined the host's).
@@ -83,12 +108,21 @@ impl Helper {
                 target == pid as i64
                     || std::path::Path::new(&format!("/proc/{pid}/task/{target}")).exists()
             }
-        });
+        };
+        let verdict = self
+            .policy
+            .verdict_counting(nr, &args, self.phase, aimed_at_self, count);
         let Some(learned) = &self.learn else {
             return verdict;
         };
         let loading = self.phase == Phase::Loading;
-        if verdict == Verdict::Continue || !crate::learn::worth_recording(nr, &args, loading) {
+        // Learning never lifts the thread limit, nor lets a call aimed at
+        // another process through.
+        let supervised = is_thread_clone(nr, &args) || is_supervised(nr, &args);
+        if verdict == Verdict::Continue
+            || supervised
+            || !crate::learn::worth_recording(nr, &args, loading)
+        {
             return verdict;
         }
         let thread = req.pid as i32;
@@ -170,4 +204,65 @@ fn has_namespaced_thread(pid: i32, tid: i64) -> bool {
             })
             .is_some_and(|id| id == tid.to_string())
     })
+}
+
+/// The number of threads process `pid` runs (`Threads:` in /proc/PID/status).
+fn thread_count(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// How long the host waits for a thread it let through to appear. A clone
+/// that fails after all (memory, pid_max) never makes one; the wait ends here.
+const THREAD_APPEARS: Duration = Duration::from_millis(5);
+
+/// A clone the host let through whose thread may not exist yet.
+struct PendingClone {
+    helper: i32,
+    caller: i32,
+    threads_before: u64,
+    at: Instant,
+}
+
+/// At most one pending clone per helper (the next clone waits for it). A
+/// table here rather than a field of the helper: it is the monitor's alone.
+static PENDING_CLONES: Mutex<Vec<PendingClone>> = Mutex::new(Vec::new());
+
+/// Records the clone by thread `caller` of `helper` just let through, judged
+/// when the helper ran `threads_before` threads.
+fn pending_clone(helper: i32, caller: i32, threads_before: u64) {
+    let mut pending = PENDING_CLONES.lock().unwrap_or_else(|p| p.into_inner());
+    // Entries of helpers long gone (or long settled) go.
+    pending.retain(|p| p.helper != helper && p.at.elapsed() < Duration::from_secs(1));
+    pending.push(PendingClone {
+        helper,
+        caller,
+        threads_before,
+        at: Instant::now(),
+    });
+}
+
+/// Before a clone by thread `caller` of `helper` is counted: waits until the
+/// clone let through before it has made its thread, so that no number of
+/// threads cloning at once gets past the limit. It has when its caller clones
+/// again (its clone returned), when the helper runs more threads than it was
+/// judged on, or after [`THREAD_APPEARS`].
+fn settle_pending_clone(helper: i32, caller: i32) {
+    let mut pending = PENDING_CLONES.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(i) = pending.iter().position(|p| p.helper == helper) else {
+        return;
+    };
+    let p = pending.swap_remove(i);
+    drop(pending);
+    if p.caller == caller {
+        return;
+    }
+    while p.at.elapsed() < THREAD_APPEARS
+        && thread_count(helper).is_some_and(|n| n <= p.threads_before)
+    {
+        std::thread::yield_now();
+    }
 }

@@ -6,6 +6,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use ffb_contract::sys::poll_readable;
+use ffb_contract::wire::ExitReport;
 use ffb_policy::syscalls::display_name;
 
 use super::Helper;
@@ -20,15 +21,36 @@ pub(super) enum KillReason {
     Dropped,
 }
 
+/// How long the host waits, on a failure that looks like the helper's
+/// fault, for the helper to turn out to have ended instead. A helper that
+/// exits from another thread while it answers tears down in microseconds;
+/// this is a bound for a loaded machine, paid only on the failure path.
+pub(super) const DEATH_GRACE: Duration = Duration::from_millis(200);
+
 impl Helper {
     /// Kills the helper for breaking the protocol and returns the error
-    /// every later call gets.
+    /// every later call gets. A helper that has ended (or ends within
+    /// [`DEATH_GRACE`]) is reported as it ended instead: a dying helper can
+    /// look like one breaking the protocol, and dead is what it is.
     pub(super) fn protocol(&mut self, message: String) -> Error {
+        if self.killed.is_none() && self.ends_within(DEATH_GRACE) {
+            return self.reap();
+        }
         self.kill(KillReason::Protocol);
         self.reap();
         let e = Error::new(ErrorKind::Protocol, message);
         self.ended = Some(e.clone());
         e
+    }
+
+    /// Whether the helper has ended, or ends within `grace` (its pidfd turns
+    /// readable once every thread of it is gone).
+    pub(super) fn ends_within(&self, grace: Duration) -> bool {
+        self.ended.is_some()
+            || poll_readable(
+                &[Some(self.pidfd.as_raw_fd())],
+                Some(Instant::now() + grace),
+            )[0]
     }
 
     /// Kills the helper (with its whole process group) and records why.
@@ -62,21 +84,21 @@ impl Helper {
         if let Some(e) = &self.ended {
             return e.clone();
         }
-        // The fork server writes the wait status as soon as it reaps the helper.
+        // The fork server writes its report as soon as it reaps the helper.
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut status = [0u8; 4];
+        let mut report = [0u8; ExitReport::LEN];
         let mut got = 0;
-        while got < 4 {
+        while got < ExitReport::LEN {
             if !poll_readable(&[Some(self.status_pipe.as_raw_fd())], Some(deadline))[0] {
                 break;
             }
-            // SAFETY: reads at most `4 - got` bytes into the rest of the
-            // live 4-byte buffer.
+            // SAFETY: reads at most `LEN - got` bytes into the rest of the
+            // live report buffer.
             let n = unsafe {
                 libc::read(
                     self.status_pipe.as_raw_fd(),
-                    status[got..].as_mut_ptr().cast(),
-                    4 - got,
+                    report[got..].as_mut_ptr().cast(),
+                    ExitReport::LEN - got,
                 )
             };
             if n <= 0 {
@@ -84,8 +106,8 @@ impl Helper {
             }
             got += n as usize;
         }
-        let error = if got == 4 {
-            self.classify(i32::from_ne_bytes(status))
+        let error = if got == ExitReport::LEN {
+            self.classify(ExitReport::decode(&report))
         } else {
             Error::new(
                 ErrorKind::Crashed {
@@ -98,9 +120,13 @@ impl Helper {
         error
     }
 
-    /// The error for a helper that ended with wait status `status`: the
-    /// host's own reason for killing it first, then what the status says.
-    fn classify(&self, status: i32) -> Error {
+    /// The error for a helper that ended as `report` says: the host's own
+    /// reason for killing it first, then what the wait status says. A
+    /// `SIGXCPU` (or the `SIGKILL` one second after it) is the CPU limit only
+    /// when the helper's CPU time really reached the limit; otherwise the
+    /// extension sent it to itself, and it is a signal like any other.
+    fn classify(&self, report: ExitReport) -> Error {
+        let status = report.status;
         match self.killed {
             Some(KillReason::Violation { nr, .. }) => {
                 let syscall = display_name(nr);
@@ -141,22 +167,50 @@ impl Helper {
         } else {
             0
         };
-        if sig == libc::SIGXCPU || sig == libc::SIGXFSZ {
+        // The kernel checks RLIMIT_CPU against tick-sampled time, while
+        // wait4 reports the scheduler's precise time, which runs a few
+        // percent lower: allow 100 ms plus 5 % of the limit for the two to
+        // disagree. A SIGXCPU raised by the extension itself is a signal
+        // unless it happens that close to the limit.
+        let limit_us = self
+            .policy
+            .limits
+            .cpu_seconds
+            .max(1)
+            .saturating_mul(1_000_000);
+        let slack = |us: u64| us.saturating_sub(100_000 + us / 20);
+        let reached = match sig {
+            libc::SIGXCPU => report.cpu_us >= slack(limit_us),
+            libc::SIGKILL => report.cpu_us >= slack(limit_us.saturating_add(1_000_000)),
+            _ => false,
+        };
+        if reached {
             return Error::new(
                 ErrorKind::ResourceLimit,
                 format!(
-                    "the helper hit a resource limit ({}; CPU limit {} s)",
+                    "the helper hit its CPU limit ({}; {:.2} s of CPU, limit {} s)",
                     signal_name(sig),
+                    report.cpu_us as f64 / 1e6,
                     self.policy.limits.cpu_seconds
                 ),
             );
         }
         let name = signal_name(sig);
+        let message = if sig == libc::SIGXCPU {
+            // Said, since SIGXCPU usually means the limit: this one did not.
+            format!(
+                "the helper died from {name}, after {:.2} s of CPU (below its {} s limit: not the CPU limit)",
+                report.cpu_us as f64 / 1e6,
+                self.policy.limits.cpu_seconds
+            )
+        } else {
+            format!("the helper died from {name}")
+        };
         Error::new(
             ErrorKind::Crashed {
                 signal: name.clone(),
             },
-            format!("the helper died from {name}"),
+            message,
         )
     }
 }

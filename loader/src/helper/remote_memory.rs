@@ -2,6 +2,7 @@
 //! for learn mode's look at a path argument: `process_vm_readv`, one page
 //! at a time, so a fault beyond the bytes wanted cannot hide them.
 
+use super::outcome::DEATH_GRACE;
 use super::Helper;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -9,7 +10,23 @@ impl Helper {
     /// Copies a NUL-terminated string out of the helper's memory, reading at
     /// most `bound` bytes. Reads page by page, so a string that ends just before
     /// unmapped memory is still found.
-    pub fn read_cstr(&self, addr: u64, bound: usize) -> Result<Vec<u8>> {
+    ///
+    /// A string that cannot be read is first taken as a sign that the helper
+    /// is ending (a thread of it may exit right after the answer): if it has
+    /// ended, or ends within [`DEATH_GRACE`], the error is how it ended, not
+    /// the unreadable string. A string read in full is the answer, even if
+    /// the helper dies right after; the next call reports that.
+    pub fn read_cstr(&mut self, addr: u64, bound: usize) -> Result<Vec<u8>> {
+        self.try_read_cstr(addr, bound).map_err(|e| {
+            if e.kind == ErrorKind::Protocol && self.ends_within(DEATH_GRACE) {
+                self.reap()
+            } else {
+                e
+            }
+        })
+    }
+
+    fn try_read_cstr(&self, addr: u64, bound: usize) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut at = addr;
         while out.len() < bound + 1 {

@@ -8,8 +8,12 @@ use std::time::{Duration, Instant};
 
 use ffb_contract::spin::AdaptiveSpin;
 use ffb_contract::sys::{poll_readable, seqpacket_pair};
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+
+use ffb_abi::signature::Signature;
+use ffb_contract::artefacts::Namespace;
 use ffb_contract::wire::{
-    HelperMessage, LoadFailureKind, SpawnRequest, MAX_HANDSHAKE, WIRE_VERSION,
+    HelperMessage, LoadFailureKind, SpawnRequest, Status, LOADED_SEQ, MAX_HANDSHAKE, WIRE_VERSION,
 };
 use ffb_policy::sandbox::Phase;
 
@@ -18,6 +22,7 @@ use super::handoff::WAKE_SPIN;
 use super::outcome::KillReason;
 use super::{Helper, HelperSpec};
 use crate::arena::Arena;
+use crate::audit::{event_for, AuditEvent};
 use crate::error::{Error, ErrorKind, Result};
 use crate::forkserver;
 
@@ -53,7 +58,12 @@ impl Helper {
             spin_us: spec.helper_spin_us,
             env: spec.env.clone(),
             namespaces: spec.policy.namespaces.clone(),
+            baseline_namespaces: baseline_namespaces(&spec.policy.namespaces),
             run_as: spec.policy.run_as.clone(),
+            // The host reads the helper's memory (returned strings, learn
+            // mode) and takes its listener with pidfd_getfd: with the helper
+            // non-dumpable, only CAP_SYS_PTRACE still allows that.
+            non_dumpable: has_capability(CAP_SYS_PTRACE),
         };
         let spawned = forkserver::spawn(
             &spec.shim,
@@ -78,6 +88,7 @@ impl Helper {
             phase: Phase::Loading,
             policy: spec.policy.clone(),
             library: spec.library.clone(),
+            functions: spec.functions.clone(),
             spin: AdaptiveSpin::new(spec.host_spin),
             // Spinning set to zero means none at all, even through a wake-up.
             wake_spin: AdaptiveSpin::new(if spec.host_spin.is_zero() {
@@ -91,7 +102,7 @@ impl Helper {
             audit: spec.audit.clone(),
             learn: spec.learn.clone(),
         };
-        match helper.handshake(&control, Instant::now() + spec.load_timeout) {
+        match helper.handshake(control, Instant::now() + spec.load_timeout) {
             Ok(()) => {
                 helper.phase = Phase::Serving;
                 Ok(helper)
@@ -99,42 +110,59 @@ impl Helper {
             Err(e) => {
                 helper.kill(KillReason::Dropped);
                 helper.reap();
+                if let Some((nr, args)) = helper.violation() {
+                    helper.audit_load_violation(nr, args, &e);
+                }
                 Err(e)
             }
         }
     }
 
-    fn handshake(&mut self, control: &OwnedFd, deadline: Instant) -> Result<()> {
+    /// The handshake: take the listener while the helper locks down, then
+    /// supervise its loading until it reports the end of it in the arena
+    /// ([`LOADED_SEQ`]), dies, or runs out of time.
+    ///
+    /// The control socket carries only what the shim sends before `dlopen`;
+    /// the helper closes it once the listener is taken, and the host drops
+    /// its end then too. Whatever a constructor writes anywhere after that is
+    /// at most the helper's claim: the host's own messages name the host's
+    /// declarations and quote the helper's text as the helper's.
+    fn handshake(&mut self, control: OwnedFd, deadline: Instant) -> Result<()> {
+        let mut control = Some(control);
         let mut buf = vec![0u8; MAX_HANDSHAKE];
         loop {
-            let listener = self.listener.as_ref().map(|l| l.as_raw_fd());
             let fds = [
-                Some(control.as_raw_fd()),
+                control.as_ref().map(|c| c.as_raw_fd()),
                 Some(self.pidfd.as_raw_fd()),
-                listener,
+                self.listener.as_ref().map(|l| l.as_raw_fd()),
+                Some(self.wake.as_raw_fd()),
             ];
             let ready = poll_readable(&fds, Some(deadline));
             if ready[2] {
                 self.answer_notifications();
             }
-            if ready[0] {
+            // A violation kills the helper: its control socket reads EOF and
+            // its pidfd turns readable, but what counts is the verdict.
+            if self.killed.is_some() {
+                return Err(self.ended_while_loading());
+            }
+            if let (true, Some(socket)) = (ready[0], control.as_ref()) {
                 // SAFETY: receives at most `buf.len()` bytes into the live buffer.
                 let n = unsafe {
                     libc::recv(
-                        control.as_raw_fd(),
+                        socket.as_raw_fd(),
                         buf.as_mut_ptr().cast(),
                         buf.len(),
                         libc::MSG_DONTWAIT,
                     )
                 };
                 if n == 0 {
-                    return Err(Error::new(
-                        ErrorKind::LoadFailed,
-                        "the helper closed its control channel while loading",
-                    ));
+                    // The helper closed the socket before handing over its
+                    // listener: it died (or is dying) while locking down.
+                    return Err(self.ended_while_loading());
                 }
                 if n > 0 {
-                    // Read once: the library's constructors may have written here too.
+                    // No code of the library has run yet: this is the shim.
                     let message = HelperMessage::decode(&buf[..n as usize]).map_err(|_| {
                         Error::new(
                             ErrorKind::Protocol,
@@ -142,45 +170,41 @@ impl Helper {
                         )
                     })?;
                     match message {
-                        HelperMessage::Listener { listener_fd } if self.listener.is_none() => {
+                        HelperMessage::Listener { listener_fd } => {
                             self.listener = Some(self.take_listener(listener_fd)?);
                             let ack = [1u8];
                             // SAFETY: sends the one live byte of `ack`.
                             unsafe {
                                 libc::send(
-                                    control.as_raw_fd(),
+                                    socket.as_raw_fd(),
                                     ack.as_ptr().cast(),
                                     1,
                                     libc::MSG_NOSIGNAL,
                                 )
                             };
+                            // The helper closes its end before dlopen; nothing
+                            // more may come on this socket.
+                            control = None;
                         }
-                        HelperMessage::Ready if self.listener.is_some() => return Ok(()),
                         HelperMessage::Failed { kind, message } => {
                             return Err(Error::new(load_failure(kind), message));
-                        }
-                        _ => {
-                            return Err(Error::new(
-                                ErrorKind::Protocol,
-                                "the helper's handshake came out of order",
-                            ))
                         }
                     }
                     continue;
                 }
             }
+            if ready[3] {
+                let mut counter = [0u8; 8];
+                // SAFETY: reads at most 8 bytes into the live 8-byte buffer.
+                unsafe { libc::read(self.wake.as_raw_fd(), counter.as_mut_ptr().cast(), 8) };
+                if self.listener.is_some() {
+                    if let Some(loaded) = self.loaded() {
+                        return loaded;
+                    }
+                }
+            }
             if ready[1] {
-                let death = self.reap();
-                return Err(match death.kind {
-                    ErrorKind::PolicyViolation { .. } => Error::new(
-                        death.kind,
-                        format!("while loading '{}': {}", self.library, death.message),
-                    ),
-                    _ => Error::new(
-                        ErrorKind::LoadFailed,
-                        format!("the helper ended while loading: {death}"),
-                    ),
-                });
+                return Err(self.ended_while_loading());
             }
             if Instant::now() >= deadline {
                 self.kill(KillReason::Timeout);
@@ -189,6 +213,89 @@ impl Helper {
                     "the helper did not finish loading in time",
                 ));
             }
+        }
+    }
+
+    /// The helper's report of how loading ended, if it has made one: read
+    /// once from the arena, and turned into the host's own words. The kind
+    /// can only be one the helper may legitimately report, and names the
+    /// host's declaration; any text is quoted as the helper's.
+    fn loaded(&mut self) -> Option<Result<()>> {
+        let ctl = self.arena.control();
+        if ctl.helper.resp_seq.load(Acquire) != LOADED_SEQ {
+            return None;
+        }
+        let status = ctl.helper.status.load(Relaxed);
+        let index = ctl.helper.ret.load(Relaxed);
+        let said = self
+            .arena
+            .message(ctl.helper.message_len.load(Relaxed))
+            .unwrap_or_default();
+        let quoted = if said.is_empty() {
+            String::new()
+        } else {
+            format!("; the helper reported: \"{}\"", said.escape_debug())
+        };
+        let declared = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.functions.get(i));
+        let declaration = |what: &str| match declared {
+            Some(text) => {
+                let name = Signature::parse(text).map_or_else(|_| text.clone(), |s| s.name);
+                format!("'{name}' (declared as '{text}') {what}")
+            }
+            None => format!("a function the host never declared (index {index}) {what}"),
+        };
+        Some(match Status::from_u32(status) {
+            Some(Status::Ok) => Ok(()),
+            Some(Status::SymbolNotFound) if declared.is_some() => Err(Error::new(
+                ErrorKind::SymbolNotFound,
+                format!("{}{quoted}", declaration("was not found in the library")),
+            )),
+            Some(Status::BadSignature) if declared.is_some() => Err(Error::new(
+                ErrorKind::BadSignature,
+                format!("{}{quoted}", declaration("could not be prepared for calls")),
+            )),
+            Some(Status::BadRequest) => Err(Error::new(
+                ErrorKind::LoadFailed,
+                format!("cannot load '{}'{quoted}", self.library),
+            )),
+            _ => Err(self.protocol(format!(
+                "the helper's report on loading makes no sense (status {status}, {}){quoted}",
+                declaration("").trim_end()
+            ))),
+        })
+    }
+
+    /// The error for a helper that ended (or was killed) while loading:
+    /// a violation is reported as such, anything else as a failed load
+    /// saying how the helper ended.
+    fn ended_while_loading(&mut self) -> Error {
+        let death = self.reap();
+        match death.kind {
+            ErrorKind::PolicyViolation { .. } => Error::new(
+                death.kind,
+                format!("while loading '{}': {}", self.library, death.message),
+            ),
+            _ => Error::new(
+                ErrorKind::LoadFailed,
+                format!("the helper ended while loading: {death}"),
+            ),
+        }
+    }
+
+    /// Writes a violation that ended a helper while it loaded to the audit
+    /// log, if there is one: the bridge never saw this helper serve.
+    fn audit_load_violation(&self, nr: i64, args: [u64; 6], error: &Error) {
+        if let Some(audit) = &self.audit {
+            audit.record(&AuditEvent {
+                event: event_for(&error.kind),
+                function: None,
+                syscall: Some((nr, args)),
+                action: "killed",
+                pid: self.pid,
+                detail: Some(error),
+            });
         }
     }
 
@@ -278,4 +385,50 @@ fn open_output(path: Option<&Path>) -> Result<OwnedFd> {
             .map_err(|e| Error::with_source(ErrorKind::LoadFailed, format!("/dev/null: {e}"), e))?,
     };
     Ok(OwnedFd::from(file))
+}
+
+/// `CAP_SYS_ADMIN`, whose absence makes a helper need a user namespace for
+/// the namespaces it always gets.
+const CAP_SYS_ADMIN: u32 = 21;
+/// `CAP_SYS_PTRACE`, which the host needs to keep reaching a non-dumpable
+/// helper's memory.
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// Whether this process has capability `cap` (below 32) in its effective set.
+fn has_capability(cap: u32) -> bool {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: a version-3 header asks for two Data records, and `data` holds
+    // two; capget writes only those and the header's version.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    rc == 0 && data[0].effective & (1 << cap) != 0
+}
+
+/// The namespaces every helper enters beside the policy's: an IPC
+/// namespace (no System V object of another process is reachable), with a
+/// user namespace first when the host lacks `CAP_SYS_ADMIN` (an
+/// unprivileged host can make the IPC namespace only inside one). Those the
+/// policy already asks for are not repeated.
+fn baseline_namespaces(policy: &[Namespace]) -> Vec<Namespace> {
+    let mut baseline = vec![Namespace::Ipc];
+    if !has_capability(CAP_SYS_ADMIN) {
+        baseline.insert(0, Namespace::User);
+    }
+    baseline.retain(|ns| !policy.contains(ns));
+    baseline
 }

@@ -20,8 +20,9 @@ use super::{
     SECCOMP_RET_TRACE, SECCOMP_RET_USER_NOTIF,
 };
 use crate::sandbox::{
-    Action, ArgCondition, CmpOp, CompiledFilter, PolicyError, SandboxPolicy, FLOOR,
-    LOADING_SYSCALLS, SUPERVISED_OWNERS, SUPERVISED_SIGNALS, X32_SYSCALL_BIT,
+    Action, ArgCondition, CmpOp, CompiledFilter, PolicyError, SandboxPolicy, Target, FLOOR,
+    LOADING_SYSCALLS, SUPERVISED_CONNECTS, SUPERVISED_OWNERS, SUPERVISED_SIGNALS,
+    SUPERVISED_TARGETS, X32_SYSCALL_BIT,
 };
 use crate::syscalls::number_of;
 
@@ -45,7 +46,7 @@ impl SandboxPolicy {
         }
         let mut segments: Vec<Segment> = Vec::new();
 
-        // 1. The floor and supervised signals go to the host, whatever the rules say.
+        // 1. The floor and the supervised routes go to the host, whatever the rules say.
         let mut notify = BTreeMap::new();
         for entry in FLOOR {
             let conditions: Vec<ArgCondition> = entry.condition().into_iter().collect();
@@ -67,6 +68,36 @@ impl SandboxPolicy {
                 )],
             )?;
         }
+        // Calls aimed at a process: unless they aim at the caller (pid 0), the
+        // host decides. Each is an int, so the upper half does not count.
+        for (name, target) in SUPERVISED_TARGETS {
+            let nr = lookup(name);
+            let not = |index: u8, value: u64| {
+                SeccompCondition::new(index, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, value)
+                    .and_then(|c| SeccompRule::new(vec![c]))
+                    .map_err(compile_error)
+            };
+            let rules = match target {
+                Target::Pid(index) => vec![not(*index, 0)?],
+                Target::Which(process) => vec![not(0, *process)?, not(1, 0)?],
+            };
+            match notify.get_mut(&nr) {
+                // An unconditional entry (none today) already covers them.
+                Some(existing) if existing.is_empty() => {}
+                Some(existing) => existing.extend(rules),
+                None => {
+                    notify.insert(nr, rules);
+                }
+            }
+        }
+        // Connections without connect(): MPTCP and SCTP sockets, Fast Open sends.
+        for (name, index, mask, value) in SUPERVISED_CONNECTS {
+            let condition = ArgCondition::new(*index, CmpOp::MaskedEq(*mask), *value);
+            add_rule(&mut notify, lookup(name), &[condition])?;
+        }
+        // Every new thread too, so that the host can count them: with the
+        // floor's processes, that is every clone.
+        add_rule(&mut notify, lookup("clone"), &[])?;
         segments.push((notify, MARK_NOTIFY));
 
         // 2. clone3 fails with ENOSYS so glibc falls back to clone, where flags can be checked.
@@ -114,7 +145,25 @@ fn action_ret(action: Action) -> u32 {
 }
 
 /// A condition as seccompiler's, on all 64 bits of the argument.
+///
+/// A `masked_eq` whose mask has no bit in the upper half (flags, and the
+/// int commands of the floor and the supervised routes) tests the low half
+/// alone: its upper-half test (`arg & 0 == 0`) always holds. It compiles to
+/// that low-half test, an `eq` when the mask is the whole int: the same
+/// test in half the instructions or fewer, and each instruction costs at
+/// every spawn, when the kernel compiles the program.
 fn to_seccompiler(c: &ArgCondition) -> Result<SeccompCondition, PolicyError> {
+    if let CmpOp::MaskedEq(mask) = c.op {
+        if mask <= 0xffff_ffff && c.value <= 0xffff_ffff {
+            let op = if mask == 0xffff_ffff {
+                SeccompCmpOp::Eq
+            } else {
+                SeccompCmpOp::MaskedEq(mask)
+            };
+            return SeccompCondition::new(c.index, SeccompCmpArgLen::Dword, op, c.value)
+                .map_err(compile_error);
+        }
+    }
     let op = match c.op {
         CmpOp::Eq => SeccompCmpOp::Eq,
         CmpOp::Ne => SeccompCmpOp::Ne,
@@ -273,8 +322,18 @@ mod tests {
         let f = SandboxPolicy::pure().compile().unwrap();
         let thread = [CLONE_THREAD | libc::CLONE_VM as u64, 0, 0, 0, 0, 0];
         let process = [libc::SIGCHLD as u64, 0, 0, 0, 0, 0];
-        assert_eq!(run(&f, nr("clone"), &thread), libc::SECCOMP_RET_ALLOW);
+        // Both reach the host: a process is on the floor, a thread is counted.
+        assert_eq!(run(&f, nr("clone"), &thread), SECCOMP_RET_USER_NOTIF);
         assert_eq!(run(&f, nr("clone"), &process), SECCOMP_RET_USER_NOTIF);
+        let p = SandboxPolicy::pure();
+        let counted =
+            |n: u64| p.verdict_counting(nr("clone"), &thread, Phase::Serving, |_| false, || n);
+        assert_eq!(counted(15), Verdict::Continue);
+        assert_eq!(counted(16), Verdict::Fail(libc::EAGAIN as u32));
+        assert_eq!(
+            p.verdict(nr("clone"), &process, Phase::Loading, |_| false),
+            Verdict::Violation
+        );
     }
 
     #[test]

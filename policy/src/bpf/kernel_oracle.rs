@@ -194,7 +194,8 @@ const BAD_FD: &[u64] = &[NO_FD, 0x7fff_ffff, 1_000_000];
 const COUNT: &[u64] = &[0, 8, 4096];
 const LENS: &[u64] = &[0, 4096];
 const WHENCE: &[u64] = &[0, 1, 2, 9];
-const FCNTL_CMD: &[u64] = &[0, 1, 2, 3, 8, 9, 15];
+/// F_DUPFD .. F_SETOWN_EX, and F_SETLEASE (1024, on the floor).
+const FCNTL_CMD: &[u64] = &[0, 1, 2, 3, 8, 9, 15, 1024];
 const IOCTL_CMD: &[u64] = &[
     libc::TCGETS,
     libc::TIOCGWINSZ,
@@ -202,6 +203,8 @@ const IOCTL_CMD: &[u64] = &[
     libc::FIONBIO,
     0x8901, // FIOSETOWN
     0x8902, // SIOCSPGRP
+    libc::TIOCSTI,
+    libc::TIOCLINUX,
     0x1234,
 ];
 /// kill(2) targets with signal 0: the own group, init, everyone, nobody.
@@ -262,8 +265,17 @@ const DOMAINS: &[u64] = &[
 ];
 const SOCK_TYPES: &[u64] = &[libc::SOCK_STREAM as u64, libc::SOCK_DGRAM as u64, 0xfff];
 const ADDR_LEN: &[u64] = &[0, 8, 16];
-/// prctl options no kernel has.
-const PRCTL_OPT: &[u64] = &[0x7fff_0001, 0x7fff_0002, 0x7fff_0100, 0x7fff_ff00];
+/// prctl options no kernel has, and the floor's PR_SET_SECCOMP (22) and
+/// PR_SET_SYSCALL_USER_DISPATCH (59), which with zero arguments only fail
+/// (mode 0) or switch dispatch off.
+const PRCTL_OPT: &[u64] = &[0x7fff_0001, 0x7fff_0002, 0x7fff_0100, 0x7fff_ff00, 22, 59];
+/// setpriority's and ioprio_set's `which`: process, group, user, and none.
+const WHICH: &[u64] = &[0, 1, 2, 3, 99];
+/// Nice values and I/O priorities no call can set (out of range).
+const BAD_PRIO: &[u64] = &[0x7fff_0000];
+/// Send flags: none, MSG_DONTWAIT, MSG_FASTOPEN.
+const SEND_FLAGS: &[u64] = &[0, 0x40, 0x2000_0000];
+const PROTOCOLS: &[u64] = &[0, 6, 17, 132, 262];
 const PRLIMIT_PID: &[u64] = &[0, 1, 0x7fff_fff0];
 const RLIMIT_RES: &[u64] = &[libc::RLIMIT_NOFILE as u64, 999];
 /// NULL, or an address that faults.
@@ -301,9 +313,18 @@ static TEMPLATES: &[Template] = &[
     t("clone", [CLONE_FLAGS, ZERO, ZERO, ZERO, ZERO, N], 0b1),
     t("clone3", [ZERO, ZERO, N, N, N, N], 0),
     t("execve", [ZERO, ZERO, ZERO, N, N, N], 0),
-    t("socket", [DOMAINS, SOCK_TYPES, ZERO, N, N, N], 0b1),
+    t("socket", [DOMAINS, SOCK_TYPES, PROTOCOLS, N, N, N], 0b101),
+    t("setpriority", [WHICH, NO_PID, BAD_PRIO, N, N, N], 0b111),
+    t("ioprio_set", [WHICH, NO_PID, BAD_PRIO, N, N, N], 0b111),
+    t("sched_setaffinity", [NO_PID, ZERO, ZERO, N, N, N], 0b1),
+    t("sendmsg", [BAD_FD, ZERO, SEND_FLAGS, N, N, N], 0b101),
+    t("sendmmsg", [BAD_FD, ZERO, ZERO, SEND_FLAGS, N, N], 0b1001),
     t("connect", [BAD_FD, ZERO, ADDR_LEN, N, N, N], 0b101),
-    t("sendto", [BAD_FD, ZERO, COUNT, ZERO, ZERO, ZERO], 0b1),
+    t(
+        "sendto",
+        [BAD_FD, ZERO, COUNT, SEND_FLAGS, ZERO, ZERO],
+        0b1001,
+    ),
     t("prctl", [PRCTL_OPT, ZERO, ZERO, ZERO, ZERO, N], 0b1),
     t(
         "prlimit64",
@@ -407,6 +428,59 @@ fn route_cases() -> Vec<Case> {
         call("connect", [NO_FD, 0, 8, 0, 0, 0]),
         call("prlimit64", [1, libc::RLIMIT_NOFILE as u64, 0, 0, 0, 0]),
         call("execve", [0; 6]),
+        // The issue-9 routes: stacked filters, terminal input, leases...
+        call("prctl", [22, 0x7fff, 0, 0, 0, 0]),
+        call("prctl", [1 << 32 | 22, 0x7fff, 0, 0, 0, 0]),
+        call("prctl", [59, 0x7fff, 0, 0, 0, 0]),
+        call("ioctl", [NO_FD, libc::TIOCSTI, 0, 0, 0, 0]),
+        call("ioctl", [NO_FD, libc::TIOCLINUX | 1 << 32, 0, 0, 0, 0]),
+        call("fcntl", [NO_FD, libc::F_SETLEASE as u64, 0, 0, 0, 0]),
+        call(
+            "fcntl",
+            [NO_FD, 1 << 32 | libc::F_SETLEASE as u64, 0, 0, 0, 0],
+        ),
+        // ...calls aimed at another process, or at the caller (pid 0)...
+        call("prlimit64", [0, libc::RLIMIT_NOFILE as u64, 0, 0, 0, 0]),
+        call(
+            "prlimit64",
+            [1 << 32, libc::RLIMIT_NOFILE as u64, 0, 0, 0, 0],
+        ),
+        call(
+            "prlimit64",
+            [0x7fff_fff0, libc::RLIMIT_NOFILE as u64, 0, 0, 0, 0],
+        ),
+        call("setpriority", [0, 0x7fff_fff0, 0x7fff_0000, 0, 0, 0]),
+        call("setpriority", [1 << 32, 1 << 32, 0x7fff_0000, 0, 0, 0]),
+        call("setpriority", [2, 0, 0x7fff_0000, 0, 0, 0]),
+        call("ioprio_set", [1, 0, 0x7fff_0000, 0, 0, 0]),
+        call("ioprio_set", [1, 0x7fff_fff0, 0x7fff_0000, 0, 0, 0]),
+        call("ioprio_set", [3, 0, 0x7fff_0000, 0, 0, 0]),
+        call("sched_setaffinity", [0x7fff_fff0, 0, 0, 0, 0, 0]),
+        call("sched_setaffinity", [0, 0, 0, 0, 0, 0]),
+        call("sched_setscheduler", [0x7fff_fff0, 0, 0, 0, 0, 0]),
+        call("sched_setparam", [0x7fff_fff0, 0, 0, 0, 0, 0]),
+        call("sched_setattr", [0x7fff_fff0, 0, 0, 0, 0, 0]),
+        call("migrate_pages", [0x7fff_fff0, 0, 0, 0, 0, 0]),
+        call("move_pages", [0x7fff_fff0, 0, 0, 0, 0, 0]),
+        // ...connections without connect(), and new threads.
+        call("socket", [libc::AF_INET as u64, stream, 262, 0, 0, 0]),
+        call(
+            "socket",
+            [libc::AF_INET as u64, stream, 1 << 32 | 262, 0, 0, 0],
+        ),
+        call("socket", [libc::AF_INET6 as u64, stream, 132, 0, 0, 0]),
+        call("socket", [libc::AF_INET as u64, stream, 6, 0, 0, 0]),
+        call(
+            "socket",
+            [libc::AF_INET as u64, libc::SOCK_DGRAM as u64, 0, 0, 0, 0],
+        ),
+        call("sendto", [NO_FD, 0, 0, 0x2000_0000, 0, 0]),
+        call("sendmsg", [NO_FD, 0, 0x2000_0000, 0, 0, 0]),
+        call("sendmmsg", [NO_FD, 0, 0, 0x2000_0000, 0, 0]),
+        call(
+            "clone",
+            [(libc::CLONE_THREAD | libc::CLONE_VM) as u64, 0, 0, 0, 0, 0],
+        ),
     ];
     let getpid = nr_of("getpid");
     let numbers = [getpid | X32_SYSCALL_BIT, getpid | 1 << 32];
@@ -1171,6 +1245,64 @@ fn policy_file_fixtures_agree_with_the_kernel() {
         let path = format!("{dir}/{file}");
         let policy = crate::source::load_policy(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         check_policy(file, &policy, 40);
+    }
+}
+
+#[test]
+fn supervised_routes_win_over_allow_rules_in_the_kernel() {
+    // Every syscall of the issue-9 routes allowed outright: the floor's
+    // commands, calls aimed at other processes, connections without connect()
+    // and new threads must still reach the listener.
+    let names = [
+        "prctl",
+        "ioctl",
+        "fcntl",
+        "prlimit64",
+        "setpriority",
+        "ioprio_set",
+        "sched_setaffinity",
+        "sched_setscheduler",
+        "sched_setparam",
+        "sched_setattr",
+        "migrate_pages",
+        "move_pages",
+        "socket",
+        "sendto",
+        "sendmsg",
+        "sendmmsg",
+    ];
+    let policy = names
+        .iter()
+        .try_fold(SandboxPolicy::pure(), |p, n| p.allow(n))
+        .expect("no floor syscall");
+    let routes = check_policy("supervised-routes", &policy, 150);
+    assert!(routes.allow > 0 && routes.notify > 0, "{routes:?}");
+    // The interpreter's own word for a few: the kernel agreed with it above.
+    let filter = policy.compile().expect("compiles");
+    let word = |name: &str, args: [u64; 6]| interp::evaluate(&filter, nr_of(name), &args).unwrap();
+    let stream = libc::SOCK_STREAM as u64;
+    for (name, args) in [
+        ("prctl", [1 << 32 | 22, 0, 0, 0, 0, 0]),
+        ("ioctl", [0, libc::TIOCSTI | 1 << 32, 0, 0, 0, 0]),
+        ("fcntl", [0, libc::F_SETLEASE as u64, 0, 0, 0, 0]),
+        ("prlimit64", [1, 0, 0, 0, 0, 0]),
+        ("setpriority", [1, 0, 0, 0, 0, 0]),
+        ("ioprio_set", [1, 7, 0, 0, 0, 0]),
+        ("socket", [2, stream, 262, 0, 0, 0]),
+        ("sendto", [3, 0, 0, 0x2000_0000, 0, 0]),
+        ("clone", [libc::CLONE_THREAD as u64, 0, 0, 0, 0, 0]),
+    ] {
+        assert_eq!(word(name, args), SECCOMP_RET_USER_NOTIF, "{name}{args:?}");
+    }
+    for (name, args) in [
+        ("prctl", [libc::PR_SET_NAME as u64, 0, 0, 0, 0, 0]),
+        ("prlimit64", [1 << 32, 0, 0, 0, 0, 0]),
+        ("setpriority", [0, 0, 0, 0, 0, 0]),
+        ("ioprio_set", [1, 0, 0, 0, 0, 0]),
+        ("socket", [2, stream, 6, 0, 0, 0]),
+        ("sendto", [3, 0, 0, 0x40, 0, 0]),
+    ] {
+        assert_eq!(word(name, args), SECCOMP_RET_ALLOW, "{name}{args:?}");
     }
 }
 

@@ -100,7 +100,54 @@ pub const FLOOR: &[FloorEntry] = &[
         "kernel keyrings are shared beyond the helper",
     ),
     floor("seccomp", "the helper's filter is fixed once installed"),
+    command(
+        "prctl",
+        0,
+        libc::PR_SET_SECCOMP as u64,
+        "prctl(PR_SET_SECCOMP) stacks a filter that could make a floor syscall fail quietly",
+    ),
+    command(
+        "prctl",
+        0,
+        PR_SET_SYSCALL_USER_DISPATCH,
+        "prctl(PR_SET_SYSCALL_USER_DISPATCH) turns syscalls into signals before the filter sees them",
+    ),
+    command(
+        "ioctl",
+        1,
+        libc::TIOCSTI,
+        "ioctl(TIOCSTI) types input into a terminal, which its shell then runs",
+    ),
+    command(
+        "ioctl",
+        1,
+        libc::TIOCLINUX,
+        "ioctl(TIOCLINUX) can paste input into a virtual console",
+    ),
+    command(
+        "fcntl",
+        1,
+        libc::F_SETLEASE as u64,
+        "fcntl(F_SETLEASE) lets a reader block every other process's writes for a lease period",
+    ),
 ];
+
+/// `PR_SET_SYSCALL_USER_DISPATCH`, from `<linux/prctl.h>`.
+const PR_SET_SYSCALL_USER_DISPATCH: u64 = 59;
+
+/// The mask of a C `int` or `unsigned int` argument: the kernel ignores the
+/// register's upper half, so the floor does too.
+const INT: u64 = 0xffff_ffff;
+
+/// A floor entry for one command of a multiplexing syscall (argument `index`
+/// read as an int equals `value`); the syscall's other commands stay off the floor.
+const fn command(syscall: &'static str, index: u8, value: u64, reason: &'static str) -> FloorEntry {
+    FloorEntry {
+        syscall,
+        only_when: Some((index, INT, value)),
+        reason,
+    }
+}
 
 const fn floor(syscall: &'static str, reason: &'static str) -> FloorEntry {
     FloorEntry {
@@ -199,22 +246,147 @@ pub fn floor_entry_for_call(nr: i64, args: &[u64; 6]) -> Option<&'static FloorEn
         .find(|e| number_of(e.syscall) == Some(nr) && e.condition().is_none_or(|c| c.holds(args)))
 }
 
-/// The floor entry that a rule would (even partly) grant, if any.
+/// The floor entry that a rule would grant, if any.
 ///
-/// A rule on `clone` grants the floor unless it requires CLONE_THREAD.
+/// An entry on a whole syscall is granted by any rule on it. The `clone`
+/// entry (a flag that must be *absent*, value 0) covers most clones: a rule
+/// grants it unless it requires `CLONE_THREAD`. An entry on one command of a
+/// multiplexing syscall (`ioctl(TIOCSTI)`, `fcntl(F_SETLEASE)`,
+/// `prctl(PR_SET_SECCOMP)`) is granted only by a rule that names that command
+/// (`eq`, or `masked_eq` over all its bits): a rule allowing every `ioctl`
+/// grants no floor entry, and the floored commands still reach the host.
 pub fn floor_entry_granted_by(rule: &SyscallRule) -> Option<&'static FloorEntry> {
-    let entry = FLOOR.iter().find(|e| e.syscall == rule.syscall)?;
-    match entry.only_when {
-        None => Some(entry),
-        Some((index, mask, _)) => {
-            let requires_thread = rule.conditions.iter().any(|c| {
-                c.index == index
-                    && matches!(c.op, CmpOp::MaskedEq(m) if m & mask == mask)
-                    && c.value & mask == mask
-            });
-            (!requires_thread).then_some(entry)
-        }
+    FLOOR
+        .iter()
+        .filter(|e| e.syscall == rule.syscall)
+        .find(|entry| match entry.only_when {
+            None => true,
+            Some((index, mask, 0)) => {
+                let requires_flag = rule.conditions.iter().any(|c| {
+                    c.index == index
+                        && matches!(c.op, CmpOp::MaskedEq(m) if m & mask == mask)
+                        && c.value & mask == mask
+                });
+                !requires_flag
+            }
+            Some((index, mask, value)) => names_value(&rule.conditions, index, mask, value),
+        })
+}
+
+/// Whether `conditions` pin argument `index` to `value` on the bits of
+/// `mask`: an `eq` on it, or a `masked_eq` whose mask covers `mask`. This is
+/// what "a rule that names the value" means for the floor's commands and for
+/// the connect routes ([`SUPERVISED_CONNECTS`]).
+pub fn names_value(conditions: &[ArgCondition], index: u8, mask: u64, value: u64) -> bool {
+    conditions.iter().any(|c| {
+        c.index == index
+            && match c.op {
+                CmpOp::Eq => c.value & mask == value,
+                CmpOp::MaskedEq(m) => m & mask == mask && c.value & mask == value,
+                _ => false,
+            }
+    })
+}
+
+/// How a supervised call names the process it acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A pid (or tid) in argument `.0`; 0 means the caller.
+    Pid(u8),
+    /// A `(which, who)` pair in arguments 0 and 1, as `setpriority` and
+    /// `ioprio_set` take it: only `which == .0` (the "process" kind) with
+    /// `who` 0 or the helper's own id is the helper alone; groups and users
+    /// are never provably only the helper.
+    Which(u64),
+}
+
+impl Target {
+    /// Whether the call aims only at the helper: `aimed_at_self(id)` says
+    /// whether a pid or tid is the helper's own.
+    pub fn is_self(self, args: &[u64; 6], aimed_at_self: impl Fn(i64) -> bool) -> bool {
+        let int = |i: usize| args[i] as u32 as i32 as i64;
+        let (id, kind_ok) = match self {
+            Target::Pid(index) => (int(index as usize), true),
+            Target::Which(process) => (int(1), args[0] & INT == process),
+        };
+        // id 0 is the caller; a negative id is no process.
+        kind_ok && (id == 0 || (id > 0 && aimed_at_self(id)))
     }
+}
+
+/// `PRIO_PROCESS` (`setpriority`) and `IOPRIO_WHO_PROCESS` (`ioprio_set`).
+const PRIO_PROCESS: u64 = libc::PRIO_PROCESS as u64;
+const IOPRIO_WHO_PROCESS: u64 = 1;
+
+/// Calls that change another process's limits, priority, CPUs or memory
+/// placement. They go to the host's listener whatever the policy allows,
+/// unless they aim at the caller (pid 0, or `PRIO_PROCESS`/`IOPRIO_WHO_PROCESS`
+/// with who 0); the host lets one aimed at the helper itself go on to the
+/// policy's rules, and any other is a violation.
+pub const SUPERVISED_TARGETS: &[(&str, Target)] = &[
+    ("prlimit64", Target::Pid(0)),
+    ("setpriority", Target::Which(PRIO_PROCESS)),
+    ("ioprio_set", Target::Which(IOPRIO_WHO_PROCESS)),
+    ("sched_setaffinity", Target::Pid(0)),
+    ("sched_setscheduler", Target::Pid(0)),
+    ("sched_setparam", Target::Pid(0)),
+    ("sched_setattr", Target::Pid(0)),
+    ("migrate_pages", Target::Pid(0)),
+    ("move_pages", Target::Pid(0)),
+];
+
+/// The [`SUPERVISED_TARGETS`] entry for this syscall, if any.
+pub fn supervised_target(name: &str) -> Option<Target> {
+    SUPERVISED_TARGETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+}
+
+/// `IPPROTO_MPTCP` (Linux 5.6) and `MSG_FASTOPEN`, which libc may lack.
+const IPPROTO_MPTCP: u64 = 262;
+const MSG_FASTOPEN: u64 = 0x2000_0000;
+
+/// Ways to open a connection without `connect(2)`, which Landlock's TCP
+/// rules see: an MPTCP or SCTP socket, and a send with `MSG_FASTOPEN`, as
+/// `(syscall, argument, mask, value)` (`arg & mask == value`, on the int the
+/// kernel reads). They go to the host's listener whatever the policy allows;
+/// the host lets one through only when a rule that names that value (see
+/// [`names_value`]) matches it, and any other is a violation.
+pub const SUPERVISED_CONNECTS: &[(&str, u8, u64, u64)] = &[
+    ("socket", 2, INT, IPPROTO_MPTCP),
+    ("socket", 2, INT, libc::IPPROTO_SCTP as u64),
+    ("sendto", 3, MSG_FASTOPEN, MSG_FASTOPEN),
+    ("sendmsg", 2, MSG_FASTOPEN, MSG_FASTOPEN),
+    ("sendmmsg", 3, MSG_FASTOPEN, MSG_FASTOPEN),
+];
+
+/// The [`SUPERVISED_CONNECTS`] entry this call matches, if any.
+pub fn supervised_connect_call(
+    name: &str,
+    args: &[u64; 6],
+) -> Option<&'static (&'static str, u8, u64, u64)> {
+    SUPERVISED_CONNECTS
+        .iter()
+        .find(|(n, i, mask, value)| *n == name && args[*i as usize] & mask == *value)
+}
+
+/// Whether a call is one the host supervises whatever the policy says (a
+/// signal, a file owner, a call aimed at a process, a connection without
+/// `connect`): learn mode must never learn one of these.
+pub fn is_supervised(nr: i64, args: &[u64; 6]) -> bool {
+    let name = crate::syscalls::display_name(nr);
+    SUPERVISED_SIGNALS.contains(&name.as_str())
+        || supervised_owner_call(&name, args).is_some()
+        || supervised_target(&name).is_some_and(|t| !t.is_self(args, |_| false))
+        || supervised_connect_call(&name, args).is_some()
+}
+
+/// Whether a call starts a thread: `clone` with `CLONE_THREAD`. Every one
+/// goes to the host's listener, which counts the helper's threads against
+/// [`Limits::threads`](crate::sandbox::Limits::threads).
+pub fn is_thread_clone(nr: i64, args: &[u64; 6]) -> bool {
+    number_of("clone") == Some(nr) && threads_only().holds(args)
 }
 
 #[cfg(test)]
@@ -227,10 +399,71 @@ mod tests {
         for name in [
             "execve", "ptrace", "bpf", "mount", "fork", "clone", "seccomp",
         ] {
+            // (prctl, ioctl and fcntl are on the floor for some commands only.)
             let err = SandboxPolicy::pure().allow(name).unwrap_err();
             assert!(matches!(err, PolicyError::Floor { .. }), "{name}: {err}");
         }
         let thread_only = SyscallRule::new("clone", Action::Allow, vec![threads_only()]).unwrap();
         assert!(SandboxPolicy::pure().with_rule(thread_only).is_ok());
+    }
+
+    #[test]
+    fn a_floored_command_is_granted_only_by_a_rule_that_names_it() {
+        let rule =
+            |name: &str, conditions| SyscallRule::new(name, Action::Allow, conditions).unwrap();
+        for name in ["ioctl", "fcntl", "prctl"] {
+            assert!(
+                floor_entry_granted_by(&rule(name, vec![])).is_none(),
+                "{name}"
+            );
+        }
+        let eq = |i, v| vec![ArgCondition::new(i, CmpOp::Eq, v)];
+        let named = [
+            rule("ioctl", eq(1, libc::TIOCSTI)),
+            rule("ioctl", eq(1, libc::TIOCLINUX | 1 << 32)),
+            rule(
+                "fcntl",
+                vec![ArgCondition::new(1, CmpOp::MaskedEq(INT), 1024)],
+            ),
+            rule("prctl", eq(0, libc::PR_SET_SECCOMP as u64)),
+        ];
+        for r in &named {
+            assert!(floor_entry_granted_by(r).is_some(), "{r:?}");
+        }
+        // Other commands, or a mask that leaves bits out, name nothing floored.
+        let other = rule("ioctl", eq(1, libc::TCGETS));
+        let partial = rule(
+            "fcntl",
+            vec![ArgCondition::new(1, CmpOp::MaskedEq(0xff), 0)],
+        );
+        assert!(floor_entry_granted_by(&other).is_none());
+        assert!(floor_entry_granted_by(&partial).is_none());
+        // The calls themselves are on the floor, on the int the kernel reads.
+        let ioctl = number_of("ioctl").unwrap();
+        assert!(floor_entry_for_call(ioctl, &[0, libc::TIOCSTI | 1 << 32, 0, 0, 0, 0]).is_some());
+        assert!(floor_entry_for_call(ioctl, &[0, libc::TCGETS, 0, 0, 0, 0]).is_none());
+    }
+
+    #[test]
+    fn targets_are_the_helper_only_when_provably_so() {
+        let me = |id: i64| id == 4242;
+        let pid = Target::Pid(0);
+        assert!(pid.is_self(&[0; 6], me));
+        assert!(pid.is_self(&[4242, 0, 0, 0, 0, 0], me));
+        assert!(
+            pid.is_self(&[1 << 32, 0, 0, 0, 0, 0], me),
+            "pid 0 as an int"
+        );
+        assert!(!pid.is_self(&[1, 0, 0, 0, 0, 0], me));
+        assert!(
+            !pid.is_self(&[0xffff_ffff, 0, 0, 0, 0, 0], me),
+            "-1 is everyone"
+        );
+        let prio = Target::Which(PRIO_PROCESS);
+        assert!(prio.is_self(&[0, 0, 0, 0, 0, 0], me));
+        assert!(prio.is_self(&[0, 4242, 0, 0, 0, 0], me));
+        assert!(!prio.is_self(&[1, 0, 0, 0, 0, 0], me), "PRIO_PGRP");
+        assert!(!prio.is_self(&[2, 0, 0, 0, 0, 0], me), "PRIO_USER");
+        assert!(!prio.is_self(&[0, 7, 0, 0, 0, 0], me));
     }
 }

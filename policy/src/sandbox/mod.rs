@@ -9,9 +9,12 @@
 //! | route | syscalls | the host's answer |
 //! |---|---|---|
 //! | x32 | numbers with [`X32_SYSCALL_BIT`] (checked before anything else) | always a violation |
-//! | floor | [`FLOOR`]: exec, new processes, ptrace, bpf, io_uring, ... | always a violation |
+//! | floor | [`FLOOR`]: exec, new processes, ptrace, bpf, io_uring, stacked filters, `TIOCSTI`, leases, ... | always a violation |
 //! | supervised signals | [`SUPERVISED_SIGNALS`]: kill, tkill, tgkill, rt_(tg)sigqueueinfo | allowed when aimed at the helper itself |
 //! | supervised file owners | [`SUPERVISED_OWNERS`]: fcntl `F_SETOWN`/`F_SETOWN_EX`, ioctl `FIOSETOWN`/`SIOCSPGRP` | `F_SETOWN` allowed when it names the helper itself (or no one) |
+//! | supervised targets | [`SUPERVISED_TARGETS`]: prlimit64, setpriority, ioprio_set, sched_set{affinity,scheduler,param,attr}, migrate_pages, move_pages aimed at another process | allowed (then the policy decides) only when aimed at the helper itself |
+//! | supervised connects | [`SUPERVISED_CONNECTS`]: MPTCP and SCTP sockets, sends with `MSG_FASTOPEN` | only when a rule names that value |
+//! | threads | `clone` with `CLONE_THREAD` | the policy decides, then the host fails it with `EAGAIN` at [`Limits::threads`] |
 //! | loading | [`LOADING_SYSCALLS`]: read-only file access and exec mappings that `dlopen` needs | allowed until the helper reports it has loaded |
 //! | default | everything else not allowed | the policy's default action |
 //!
@@ -46,8 +49,10 @@ mod verdict;
 pub use crate::bpf::SECCOMP_RET_USER_NOTIF;
 pub(crate) use floor::threads_only;
 pub use floor::{
-    floor_entry_for_call, floor_entry_granted_by, supervised_owner_call, FloorEntry, FLOOR,
-    LOADING_SYSCALLS, SUPERVISED_OWNERS, SUPERVISED_SIGNALS, X32_SYSCALL_BIT,
+    floor_entry_for_call, floor_entry_granted_by, is_supervised, is_thread_clone, names_value,
+    supervised_connect_call, supervised_owner_call, supervised_target, FloorEntry, Target, FLOOR,
+    LOADING_SYSCALLS, SUPERVISED_CONNECTS, SUPERVISED_OWNERS, SUPERVISED_SIGNALS,
+    SUPERVISED_TARGETS, X32_SYSCALL_BIT,
 };
 pub(crate) use model::arg_index;
 pub use model::{

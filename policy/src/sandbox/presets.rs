@@ -10,6 +10,9 @@ use super::model::{
 
 const PROT_EXEC: u64 = libc::PROT_EXEC as u64;
 const AT_EMPTY_PATH: u64 = libc::AT_EMPTY_PATH as u64;
+/// The bits of `socket(2)`'s type that name the type (the rest are
+/// `SOCK_NONBLOCK` and `SOCK_CLOEXEC`).
+const SOCK_TYPE_MASK: u64 = 0xf;
 
 /// Named presets: `pure` (the default), `fs-read` (pure and read-only files)
 /// and `db-client` (fs-read and what a database client library needs).
@@ -108,19 +111,32 @@ impl SandboxPolicy {
     }
 
     /// The `db-client` preset: [`fs-read`](Self::fs_read) and what a typical
-    /// database client library needs: sockets of the families `AF_UNIX`,
-    /// `AF_INET` and `AF_INET6` only, connecting, sending and receiving, polling,
+    /// database client library needs: TCP sockets (`AF_INET` or `AF_INET6`,
+    /// `SOCK_STREAM`, protocol 0 or `IPPROTO_TCP`) only, connecting, sending and receiving, polling,
     /// `epoll`, pipes and eventfds, `dup`, and the `ioctl`s `FIONREAD` and
     /// `FIONBIO`. Which TCP ports it reaches is Landlock's business: the
     /// policy's [`NetworkRules`].
     pub fn db_client() -> Self {
         let mut p = Self::fs_read();
         p.name = "db-client".to_string();
-        for family in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
-            p.push_preset_rule(
-                "socket",
-                vec![ArgCondition::new(0, CmpOp::Eq, family as u64)],
-            );
+        // TCP only: plain stream sockets of the internet families, which
+        // Landlock's port rules bound. No UDP, no unix sockets, no raw sockets,
+        // no MPTCP or SCTP: Landlock cannot bound where those reach.
+        for family in [libc::AF_INET, libc::AF_INET6] {
+            for protocol in [0, libc::IPPROTO_TCP] {
+                p.push_preset_rule(
+                    "socket",
+                    vec![
+                        ArgCondition::new(0, CmpOp::Eq, family as u64),
+                        ArgCondition::new(
+                            1,
+                            CmpOp::MaskedEq(SOCK_TYPE_MASK),
+                            libc::SOCK_STREAM as u64,
+                        ),
+                        ArgCondition::new(2, CmpOp::Eq, protocol as u64),
+                    ],
+                );
+            }
         }
         for name in DB_CLIENT_UNCONDITIONAL {
             p.push_preset_rule(name, vec![]);
@@ -329,24 +345,32 @@ mod tests {
     fn db_client_allows_inet_sockets_connect_and_poll() {
         let p = SandboxPolicy::db_client();
         let f = p.compile().unwrap();
-        for family in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
-            let a = args(
-                family as u64,
-                (libc::SOCK_STREAM | libc::SOCK_CLOEXEC) as u64,
-                0,
-            );
+        let stream = (libc::SOCK_STREAM | libc::SOCK_CLOEXEC) as u64;
+        for family in [libc::AF_INET, libc::AF_INET6] {
+            for protocol in [0, libc::IPPROTO_TCP as u64] {
+                let a = args(family as u64, stream, protocol);
+                assert_eq!(
+                    run(&f, nr("socket"), &a),
+                    libc::SECCOMP_RET_ALLOW,
+                    "{family}"
+                );
+            }
+        }
+        // Landlock cannot bound these: unix, UDP, raw, MPTCP, packet.
+        for refused in [
+            args(libc::AF_UNIX as u64, stream, 0),
+            args(libc::AF_INET as u64, libc::SOCK_DGRAM as u64, 0),
+            args(libc::AF_INET6 as u64, libc::SOCK_RAW as u64, 6),
+            args(libc::AF_INET as u64, stream, 262),
+            args(libc::AF_PACKET as u64, libc::SOCK_RAW as u64, 0),
+        ] {
+            assert_eq!(run(&f, nr("socket"), &refused), SECCOMP_RET_USER_NOTIF);
             assert_eq!(
-                run(&f, nr("socket"), &a),
-                libc::SECCOMP_RET_ALLOW,
-                "{family}"
+                p.verdict(nr("socket"), &refused, Phase::Serving, |_| false),
+                Verdict::Violation,
+                "{refused:?}"
             );
         }
-        let packet = args(libc::AF_PACKET as u64, libc::SOCK_RAW as u64, 0);
-        assert_eq!(run(&f, nr("socket"), &packet), SECCOMP_RET_USER_NOTIF);
-        assert_eq!(
-            p.verdict(nr("socket"), &packet, Phase::Serving, |_| false),
-            Verdict::Violation
-        );
         for name in [
             "connect",
             "poll",

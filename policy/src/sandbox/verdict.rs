@@ -5,8 +5,8 @@
 //! target is the helper itself, and whether the helper is still loading.
 
 use super::floor::{
-    floor_entry_for_call, loading_permits, supervised_owner_call, SUPERVISED_SIGNALS,
-    X32_SYSCALL_BIT,
+    floor_entry_for_call, is_thread_clone, loading_permits, names_value, supervised_connect_call,
+    supervised_owner_call, supervised_target, SUPERVISED_SIGNALS, X32_SYSCALL_BIT,
 };
 use super::model::{Action, SandboxPolicy};
 use crate::syscalls::display_name;
@@ -46,18 +46,35 @@ impl From<Action> for Verdict {
 }
 
 impl SandboxPolicy {
-    /// The host's answer to a notification for syscall `nr` with `args`.
+    /// The host's answer to a notification for syscall `nr` with `args`, for
+    /// a helper that runs one thread (see [`Self::verdict_counting`]).
     ///
     /// `aimed_at_self(arg)` tells whether a signal's target (a pid or tid) is the
     /// helper itself; `aimed_at_self(0)` whether the helper still leads its own
-    /// process group (the target of `kill(0, ...)`). Only what the compiled program routes to the listener
-    /// reaches this function, so it never needs to consult the allow rules.
+    /// process group (the target of `kill(0, ...)`). Only what the compiled
+    /// program routes to the listener reaches this function.
     pub fn verdict(
         &self,
         nr: i64,
         args: &[u64; 6],
         phase: Phase,
         aimed_at_self: impl Fn(i64) -> bool,
+    ) -> Verdict {
+        self.verdict_counting(nr, args, phase, aimed_at_self, || 1)
+    }
+
+    /// [`Self::verdict`], with `threads()` the number of threads the helper
+    /// runs now: a new thread (`clone` with `CLONE_THREAD`) that the policy
+    /// allows is let through while that is below [`Limits::threads`](super::Limits::threads), and
+    /// fails with `EAGAIN` (what `pthread_create` reports at a real thread
+    /// limit) otherwise. `threads` is only called for a new thread.
+    pub fn verdict_counting(
+        &self,
+        nr: i64,
+        args: &[u64; 6],
+        phase: Phase,
+        aimed_at_self: impl Fn(i64) -> bool,
+        threads: impl FnOnce() -> u64,
     ) -> Verdict {
         let name = display_name(nr);
         if floor_entry_for_call(nr, args).is_some() || nr & X32_SYSCALL_BIT != 0 {
@@ -92,17 +109,49 @@ impl SandboxPolicy {
                 Verdict::Violation
             };
         }
+        if let Some(target) = supervised_target(&name) {
+            // Aimed at the helper itself, the policy decides below (the
+            // loading route never covers these).
+            if !target.is_self(args, aimed_at_self) {
+                return Verdict::Violation;
+            }
+            return Verdict::from(self.rule_action(nr, args));
+        }
+        if let Some(&(_, index, mask, value)) = supervised_connect_call(&name, args) {
+            // Only a rule that names the value lets it through: an allow of
+            // every socket or send is not a grant of MPTCP or Fast Open.
+            return self
+                .rules
+                .iter()
+                .find(|r| r.matches(nr, args) && names_value(&r.conditions, index, mask, value))
+                .map_or(Verdict::Violation, |r| Verdict::from(r.action));
+        }
+        if is_thread_clone(nr, args) {
+            return match Verdict::from(self.rule_action(nr, args)) {
+                v @ (Verdict::Continue | Verdict::Log) => {
+                    if threads() < self.limits.threads {
+                        v
+                    } else {
+                        Verdict::Fail(libc::EAGAIN as u32)
+                    }
+                }
+                refused => refused,
+            };
+        }
         if phase == Phase::Loading && loading_permits(&name, args) {
             return Verdict::Continue;
         }
         // An explicit rule may have decided (e.g. an errno rule) before the loading
         // route; otherwise the default action applies.
-        let action = self
-            .rules
+        Verdict::from(self.rule_action(nr, args))
+    }
+
+    /// The action of the first rule that matches, or the default.
+    fn rule_action(&self, nr: i64, args: &[u64; 6]) -> Action {
+        self.rules
             .iter()
             .find(|r| r.matches(nr, args))
-            .map_or(self.default_action, |r| r.action);
-        Verdict::from(action)
+            .map_or(self.default_action, |r| r.action)
     }
 }
 
@@ -182,6 +231,70 @@ mod tests {
         );
         // A helper that joined another process group no longer owns kill(0).
         expect(&p, |t| t == me, &[("kill", at(0), Serving, Violation)]);
+    }
+
+    #[test]
+    fn calls_aimed_at_another_process_are_violations_whatever_the_rules() {
+        let me = 4242;
+        let open = SandboxPolicy::pure()
+            .allow("prlimit64")
+            .and_then(|p| p.allow("setpriority"))
+            .and_then(|p| p.allow("sched_setaffinity"))
+            .unwrap();
+        expect(
+            &open,
+            |t| t == me,
+            &[
+                ("prlimit64", args(1, 0, 0x1000), Serving, Violation),
+                ("prlimit64", args(me as u64, 0, 0x1000), Serving, Continue),
+                ("prlimit64", args(0, 0, 0x1000), Loading, Continue),
+                ("setpriority", args(0, me as u64, 5), Serving, Continue),
+                ("setpriority", args(0, 1, 5), Serving, Violation),
+                ("setpriority", args(1, 0, 5), Serving, Violation),
+                ("sched_setaffinity", args(7, 8, 0x1000), Serving, Violation),
+                ("ioprio_set", args(1, 0, 0), Serving, Violation),
+            ],
+        );
+        // Aimed at itself, the policy decides: pure allows only getrlimit.
+        expect(
+            &SandboxPolicy::pure(),
+            |t| t == me,
+            &[("prlimit64", args(me as u64, 0, 0x1000), Serving, Violation)],
+        );
+    }
+
+    #[test]
+    fn connections_without_connect_pass_only_when_named() {
+        let stream = libc::SOCK_STREAM as u64;
+        let mptcp = args(libc::AF_INET as u64, stream, 262);
+        let fastopen = [3, 0, 1, 0x2000_0000, 0, 0];
+        let broad = SandboxPolicy::pure()
+            .allow("socket")
+            .and_then(|p| p.allow("sendto"))
+            .unwrap();
+        expect(
+            &broad,
+            |_| false,
+            &[
+                ("socket", mptcp, Serving, Violation),
+                ("sendto", fastopen, Serving, Violation),
+            ],
+        );
+        let named = broad
+            .with_rule(
+                crate::sandbox::SyscallRule::new(
+                    "socket",
+                    Action::Allow,
+                    vec![crate::sandbox::ArgCondition::new(
+                        2,
+                        crate::sandbox::CmpOp::Eq,
+                        262,
+                    )],
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        expect(&named, |_| false, &[("socket", mptcp, Serving, Continue)]);
     }
 
     #[test]

@@ -397,20 +397,22 @@ mod tests {
         ] {
             assert_eq!(run(&f, nr(name), &a(0, 0, 0)), EPERM, "{name}");
         }
-        // clone: threads pass; a new process reaches the host (floor).
+        // clone: both reach the host, which counts a thread against the
+        // threads limit and refuses a new process (floor).
         let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
-        assert_eq!(run(&f, nr("clone"), &a(thread, 0, 0)), ALLOW);
+        assert_eq!(
+            run(&f, nr("clone"), &a(thread, 0, 0)),
+            SECCOMP_RET_USER_NOTIF
+        );
         assert_eq!(
             run(&f, nr("clone"), &a(libc::SIGCHLD as u64, 0, 0)),
             SECCOMP_RET_USER_NOTIF
         );
+        let new_user = a(thread | libc::CLONE_NEWUSER as u64, 0, 0);
+        assert_eq!(run(&f, nr("clone"), &new_user), SECCOMP_RET_USER_NOTIF);
         assert_eq!(
-            run(
-                &f,
-                nr("clone"),
-                &a(thread | libc::CLONE_NEWUSER as u64, 0, 0)
-            ),
-            EPERM,
+            p.verdict(nr("clone"), &new_user, Phase::Serving, |_| false),
+            Verdict::Fail(libc::EPERM as u32),
             "a thread, so not the floor; but the profile's rule excludes namespace flags"
         );
         assert_eq!(

@@ -2,7 +2,11 @@
 //!
 //! An imported profile becomes a [`SandboxPolicy`] with no Landlock paths or
 //! ports, no namespaces, no identity and default limits: those are ffb's own
-//! and have no counterpart in a seccomp profile.
+//! and have no counterpart in a seccomp profile. It is confined like ffb's own
+//! policies: Landlock lets the extension read the system library directories
+//! and the library's own, and write nothing, unless a TOML policy that imports
+//! the profile grants paths beside it (or, linted, turns Landlock off with
+//! `[filesystem] unconfined = true`; see [`toml`](mod@super::toml)).
 //!
 //! Rules that allow a syscall on ffb's floor do not fail the import: the floor
 //! filter denies them regardless. Each gives one line in
@@ -13,15 +17,17 @@ use super::json::{dotted, JsonIndex};
 use crate::diagnostics::PolicyFileError;
 use crate::sandbox::{floor_entry_granted_by, threads_only, Action, SandboxPolicy, SyscallRule};
 
-/// The policy an import starts from: no rules, and no Landlock.
+/// The policy an import starts from: no rules, and confined by Landlock to
+/// what loading the library reads (no paths or ports granted).
 pub(super) fn empty_policy(path: &str, default_action: Action) -> SandboxPolicy {
     let mut p = SandboxPolicy::pure();
     p.name = path.to_string();
     p.rules.clear();
     p.default_action = default_action;
-    // A seccomp profile says nothing of paths or ports: Landlock stays off
-    // (and lint says what that means).
-    p.confine = false;
+    // A seccomp profile says nothing of paths or ports, which is read as "none":
+    // under a profile that allows open and write, a helper that kept the host's
+    // uid (root, say) could otherwise write any file it owns.
+    p.confine = true;
     p
 }
 

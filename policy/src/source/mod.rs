@@ -11,6 +11,12 @@
 //! A JSON file is parsed once: detection looks at the parsed value, which the
 //! importer then reads.
 //!
+//! An imported profile gives the syscall rules only. Like ffb's own policies,
+//! it is confined by Landlock: the extension may read the system library
+//! directories and the library's own, and write nothing. A TOML policy can
+//! import a profile (`[seccomp] import = "profile.json"`) and grant paths and
+//! ports beside it; see [`toml`](mod@toml).
+//!
 //! ```
 //! use ffb_policy::source::{load_policy, parse_policy_text};
 //! assert_eq!(load_policy("fs-read").unwrap().name, "fs-read");
@@ -20,6 +26,7 @@
 
 mod condition;
 mod docker;
+mod import;
 mod imported;
 mod json;
 mod seccompiler;
@@ -69,14 +76,25 @@ pub fn parse_policy_text(
     kernel: (u32, u32),
 ) -> Result<SandboxPolicy, PolicyFileError> {
     if !text.trim_start().starts_with('{') {
-        return parse_toml_policy(text, path);
+        return toml::parse_toml_policy_for(text, path, kernel);
     }
+    parse_profile(text, path, kernel).map(|(policy, _)| policy)
+}
+
+/// Parses a JSON seccomp profile (Docker/OCI or seccompiler), returning the
+/// policy and what kind of profile it was, for messages.
+fn parse_profile(
+    text: &str,
+    path: &str,
+    kernel: (u32, u32),
+) -> Result<(SandboxPolicy, &'static str), PolicyFileError> {
     let root = json::parse(text, path)?;
     if is_docker(&root) {
-        return docker::import_value(&root, text, path, kernel);
+        return docker::import_value(&root, text, path, kernel)
+            .map(|p| (p, "a Docker/OCI seccomp profile"));
     }
     if is_seccompiler(&root) {
-        return seccompiler::import_value(&root, text, path);
+        return seccompiler::import_value(&root, text, path).map(|p| (p, "a seccompiler filter"));
     }
     Err(PolicyFileError::at(
         path,

@@ -9,6 +9,9 @@
 //! extends = "fs-read"            # a preset: pure | fs-read | db-client
 //!
 //! [seccomp]
+//! # import = "docker.json"       # or: the syscall rules of a Docker/OCI profile
+//! #                              # or a seccompiler filter (then no extends and
+//! #                              # no default_action here)
 //! default_action = "kill"        # kill | errno:EPERM (any errno name) | log
 //! allow = ["getpid"]             # extra syscalls, by name, any arguments
 //!
@@ -18,6 +21,7 @@
 //! args = [{ index = 0, op = "eq", value = 1 }]
 //!
 //! [filesystem]                   # Landlock
+//! # unconfined = true            # only beside an import: no Landlock (linted)
 //! read = ["/etc/hostname", "/usr/share/zoneinfo"]
 //! write = ["/var/lib/app"]       # a directory grants what is beneath it
 //!
@@ -50,6 +54,17 @@
 //!   `[network]` lists are added to the preset's; `[namespaces]` and
 //!   `[identity]` are the file's own.
 //! * `[seccomp]`
+//!   * `import` (string): take the syscall rules and the default action from
+//!     a Docker/OCI seccomp profile or a seccompiler filter, at this path
+//!     relative to the TOML file's directory (or absolute), evaluated as
+//!     [`import_docker`](crate::source::import_docker) and
+//!     [`import_seccompiler`](crate::source::import_seccompiler) do. The rest
+//!     of the file (`allow`, rules, `[filesystem]`, `[network]`, `[limits]`,
+//!     ...) applies beside it: `allow` and `[[seccomp.rule]]`s come after the
+//!     profile's rules. Not with `extends` or `default_action`. Only a JSON
+//!     profile can be imported, never another TOML policy, so an import does
+//!     not import in turn. The policy's warnings say where the rules came
+//!     from, and each of the profile's warnings is prefixed with the import.
 //!   * `default_action` (string, default: the preset's, `"kill"`): what happens
 //!     to a syscall no rule allows. `"kill"` stops the helper and the call
 //!     returns a `policy_violation` naming the syscall; `"errno:NAME"` makes the
@@ -79,7 +94,12 @@
 //! * `[filesystem]`: Landlock paths, each absolute. `read` (array): paths that
 //!   may be read; `write` (array): paths that may be written (and read). A
 //!   directory grants what is beneath it. No paths listed means no file is
-//!   reachable once the library is loaded, whatever the seccomp rules say.
+//!   reachable once the library is loaded, whatever the seccomp rules say
+//!   (an imported profile included). `unconfined = true` (only with a
+//!   `[seccomp] import`, and with no paths or ports listed) turns Landlock
+//!   off for the imported profile: the extension then reaches every file and
+//!   port the helper's user can. `ffb policy lint` warns about it
+//!   (`unconfined-import`).
 //! * `[network]`: Landlock TCP port rules (kernel ABI 4 and later).
 //!   `connect_tcp` (array of ports 1 to 65535): ports the library may connect
 //!   to; `bind_tcp`: ports it may bind. Which socket families can be created
@@ -108,11 +128,14 @@ use toml::Spanned;
 
 use crate::diagnostics::{unknown_syscall_message, PolicyFileError};
 use crate::identity::resolve_identity_here;
+use crate::kernel::running_kernel;
 use crate::sandbox::{
     arg_index, floor_entry_granted_by, Action, ArgCondition, CmpOp, Namespace, SandboxPolicy,
     SyscallRule,
 };
 use crate::syscalls::number_of;
+
+use super::import::load_import;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +152,7 @@ struct RawFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSeccomp {
+    import: Option<Spanned<String>>,
     default_action: Option<Spanned<String>>,
     #[serde(default)]
     allow: Vec<Spanned<String>>,
@@ -198,6 +222,7 @@ impl serde::de::Visitor<'_> for IntOrText {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFilesystem {
+    unconfined: Option<Spanned<bool>>,
     #[serde(default)]
     read: Vec<Spanned<String>>,
     #[serde(default)]
@@ -267,7 +292,20 @@ type Fail = (Range<usize>, String);
 
 /// Parses a TOML policy file (the format described in this module's
 /// documentation). `path` names the file in errors and becomes the policy's name.
+///
+/// A `[seccomp] import` of a Docker/OCI profile is evaluated for the running
+/// kernel (see [`parse_toml_policy_for`]).
 pub fn parse_toml_policy(text: &str, path: &str) -> Result<SandboxPolicy, PolicyFileError> {
+    parse_toml_policy_for(text, path, running_kernel())
+}
+
+/// [`parse_toml_policy`], with a `[seccomp] import` of a Docker/OCI profile
+/// evaluated for `kernel`, `(major, minor)`.
+pub fn parse_toml_policy_for(
+    text: &str,
+    path: &str,
+    kernel: (u32, u32),
+) -> Result<SandboxPolicy, PolicyFileError> {
     if text.trim().is_empty() {
         return Err(PolicyFileError::at(path, text, 0, "empty policy file"));
     }
@@ -275,20 +313,44 @@ pub fn parse_toml_policy(text: &str, path: &str) -> Result<SandboxPolicy, Policy
         let offset = e.span().map_or(0, |s| s.start);
         PolicyFileError::at(path, text, offset, e.message())
     })?;
-    convert(raw, path)
+    convert(raw, path, kernel)
         .map_err(|(span, message)| PolicyFileError::at(path, text, span.start, message))
 }
 
-fn convert(raw: RawFile, path: &str) -> Result<SandboxPolicy, Fail> {
-    let mut policy = match &raw.extends {
-        None => SandboxPolicy::pure(),
-        Some(name) => {
+fn convert(raw: RawFile, path: &str, kernel: (u32, u32)) -> Result<SandboxPolicy, Fail> {
+    let import = raw.seccomp.as_ref().and_then(|s| s.import.as_ref());
+    if let Some((default, import)) = raw
+        .seccomp
+        .as_ref()
+        .and_then(|s| s.default_action.as_ref().zip(s.import.as_ref()))
+    {
+        return Err((
+            default.span(),
+            format!(
+                "default_action comes from the imported profile '{}': set it there",
+                import.get_ref()
+            ),
+        ));
+    }
+    let mut policy = match (&raw.extends, import) {
+        (Some(name), Some(_)) => {
+            return Err((
+                name.span(),
+                "extends and [seccomp] import both give the syscall rules: use one \
+                 (the imported profile starts from no rules and ffb's default limits)"
+                    .to_string(),
+            ))
+        }
+        (None, Some(import)) => load_import(import.get_ref(), path, kernel)
+            .map_err(|message| (import.span(), message))?,
+        (None, None) => SandboxPolicy::pure(),
+        (Some(name), None) => {
             SandboxPolicy::preset(name.get_ref()).map_err(|e| (name.span(), e.to_string()))?
         }
     };
     policy.name = path.to_string();
 
-    if let Some(seccomp) = raw.seccomp {
+    if let Some(seccomp) = &raw.seccomp {
         if let Some(default) = &seccomp.default_action {
             policy.default_action = parse_default_action(default)?;
         }
@@ -306,7 +368,19 @@ fn convert(raw: RawFile, path: &str) -> Result<SandboxPolicy, Fail> {
         }
     }
 
+    let mut unconfined = None;
     if let Some(fs) = raw.filesystem {
+        if let Some(flag) = fs.unconfined.as_ref().filter(|f| *f.get_ref()) {
+            if import.is_none() {
+                return Err((
+                    flag.span(),
+                    "unconfined = true is only for a [seccomp] import: ffb's own policies \
+                     are always confined by Landlock"
+                        .to_string(),
+                ));
+            }
+            unconfined = Some(flag.span());
+        }
         for (list, into) in [
             (&fs.read, &mut policy.filesystem.read),
             (&fs.write, &mut policy.filesystem.write),
@@ -345,6 +419,24 @@ fn convert(raw: RawFile, path: &str) -> Result<SandboxPolicy, Fail> {
                 }
             }
         }
+    }
+
+    if let Some(span) = unconfined {
+        if !policy.filesystem.read.is_empty()
+            || !policy.filesystem.write.is_empty()
+            || !policy.network.is_empty()
+        {
+            return Err((
+                span,
+                "unconfined = true turns Landlock off, so [filesystem] and [network] grants \
+                 would mean nothing: remove either"
+                    .to_string(),
+            ));
+        }
+        policy.confine = false;
+    } else {
+        // Whatever the import says, a TOML policy confines unless it says not to.
+        policy.confine = true;
     }
 
     if let Some(limits) = raw.limits {
@@ -759,6 +851,201 @@ run_as = "nobody"
                 ));
             }
         }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+}
+
+#[cfg(test)]
+mod import_tests {
+    use super::*;
+    use crate::lint::lint;
+    use crate::test_support::{fixture, nr, run};
+
+    /// A TOML file that would sit in the fixtures directory, with `text`.
+    fn in_fixtures(text: &str) -> Result<SandboxPolicy, PolicyFileError> {
+        parse_toml_policy_for(text, &fixture("imports.toml"), (6, 1))
+    }
+
+    #[test]
+    fn an_import_gives_the_rules_and_the_file_gives_the_grants() {
+        let p = parse_toml_policy_for(
+            &std::fs::read_to_string(fixture("docker-small-read.toml")).unwrap(),
+            &fixture("docker-small-read.toml"),
+            (6, 1),
+        )
+        .unwrap();
+        let direct = crate::source::parse_policy_text(
+            &std::fs::read_to_string(fixture("docker-small.json")).unwrap(),
+            "docker-small.json",
+            (6, 1),
+        )
+        .unwrap();
+        assert!(direct.confine, "an imported profile confines by default");
+        assert!(p.confine);
+        assert_eq!(p.default_action, direct.default_action);
+        assert_eq!(&p.rules[..direct.rules.len()], &direct.rules[..]);
+        assert_eq!(p.rules.len(), direct.rules.len() + 1, "openat added after");
+        assert_eq!(
+            p.filesystem.read,
+            [std::path::PathBuf::from("/etc/hostname")]
+        );
+        assert_eq!(
+            p.warnings[0],
+            "syscall rules imported from docker-small.json, a Docker/OCI seccomp profile"
+        );
+        assert!(
+            p.warnings[1].starts_with("docker-small.json: syscall execve is on ffb's floor"),
+            "{:?}",
+            p.warnings
+        );
+        let f = p.compile().unwrap();
+        // socket(AF_INET): the profile's errnoRet 97.
+        assert_eq!(
+            run(&f, nr("socket"), &[2, 1, 0, 0, 0, 0]),
+            libc::SECCOMP_RET_ERRNO | 97
+        );
+        assert_eq!(
+            run(&f, nr("openat"), &[0; 6]),
+            libc::SECCOMP_RET_ALLOW,
+            "the file's own allow"
+        );
+        assert!(lint(&p).iter().all(|w| w.rule != "unconfined-import"));
+
+        let s = in_fixtures("[seccomp]\nimport = \"seccompiler.json\"\n").unwrap();
+        assert!(s.confine);
+        assert_eq!(
+            s.warnings[0],
+            "syscall rules imported from seccompiler.json, a seccompiler filter"
+        );
+        assert!(
+            s.warnings[1..]
+                .iter()
+                .all(|w| w.starts_with("seccompiler.json: ")),
+            "{:?}",
+            s.warnings
+        );
+    }
+
+    #[test]
+    fn unconfined_is_explicit_linted_and_only_for_imports() {
+        let p = in_fixtures(
+            "[seccomp]\nimport = \"docker-small.json\"\n[filesystem]\nunconfined = true\n",
+        )
+        .unwrap();
+        assert!(!p.confine);
+        assert_eq!(lint(&p)[0].rule, "unconfined-import");
+        let p = in_fixtures(
+            "[seccomp]\nimport = \"docker-small.json\"\n[filesystem]\nunconfined = false\n",
+        )
+        .unwrap();
+        assert!(p.confine);
+    }
+
+    #[test]
+    fn bad_imports_point_at_the_import() {
+        let dir = std::env::temp_dir().join(format!("ffb-policy-import-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("rules.json"), "{ \"rules\": [] }").unwrap();
+        std::fs::write(
+            dir.join("bad.json"),
+            "{ \"defaultAction\": \"SCMP_ACT_ERRNO\",\n  \"flags\": [\"SECCOMP_FILTER_FLAG_LOG\"] }",
+        )
+        .unwrap();
+        std::fs::write(dir.join("empty.json"), " \n").unwrap();
+        let toml = dir.join("p.toml");
+        let toml = toml.to_str().unwrap();
+        let cases: &[(&str, usize, usize, &str)] = &[
+            (
+                "[seccomp]\nimport = \"no-such.json\"",
+                2,
+                10,
+                "cannot import 'no-such.json' (",
+            ),
+            (
+                "[seccomp]\nimport = \"no-such.json\"",
+                2,
+                10,
+                "No such file or directory",
+            ),
+            ("[seccomp]\nimport = \".\"", 2, 10, "it is a directory"),
+            ("[seccomp]\nimport = \"\"", 2, 10, "names no file"),
+            (
+                "[seccomp]\nimport = \"rules.json\"",
+                2,
+                10,
+                "rules.json:1:1: a JSON policy must be a Docker/OCI seccomp profile",
+            ),
+            (
+                "[seccomp]\nimport = \"bad.json\"",
+                2,
+                10,
+                "bad.json:2:3: field 'flags' is not supported",
+            ),
+            ("[seccomp]\nimport = \"empty.json\"", 2, 10, "it is empty"),
+            (
+                "[seccomp]\nimport = \"p.toml\"",
+                2,
+                10,
+                "itself imports 'nothing.json', and an import cannot import",
+            ),
+            ("[seccomp]\nimport = 7", 2, 10, "invalid type"),
+            (
+                "extends = \"pure\"\n[seccomp]\nimport = \"rules.json\"",
+                1,
+                11,
+                "extends and [seccomp] import both give the syscall rules",
+            ),
+            (
+                "[seccomp]\nimport = \"rules.json\"\ndefault_action = \"kill\"",
+                3,
+                18,
+                "default_action comes from the imported profile 'rules.json'",
+            ),
+            (
+                "[filesystem]\nunconfined = true",
+                2,
+                14,
+                "only for a [seccomp] import",
+            ),
+            (
+                "[seccomp]\nimport = \"rules.json\"\n[filesystem]\nunconfined = \"yes\"",
+                4,
+                14,
+                "invalid type",
+            ),
+        ];
+        // The TOML file imports itself: the import of an import.
+        std::fs::write(toml, "[seccomp]\nimport = \"nothing.json\"\n").unwrap();
+        let mut wrong = Vec::new();
+        for &(text, line, column, words) in cases {
+            let e = parse_toml_policy_for(text, toml, (6, 1)).expect_err(text);
+            let shown = e.to_string();
+            if (e.line, e.column) != (line, column)
+                || !e.message.contains(words)
+                || !shown.starts_with(&format!("{toml}:{line}:{column}: "))
+                || shown.contains('\n')
+            {
+                wrong.push(format!(
+                    "{text:?}\n  expected {line}:{column} {words:?}\n  got      {shown}"
+                ));
+            }
+        }
+        // A valid import that grants paths cannot also be unconfined.
+        let e = in_fixtures(
+            "[seccomp]\nimport = \"docker-small.json\"\n[filesystem]\nunconfined = true\nread = [\"/etc/hostname\"]\n",
+        )
+        .unwrap_err();
+        if (e.line, e.column) != (4, 14) || !e.message.contains("would mean nothing") {
+            wrong.push(format!("unconfined with paths: {e}"));
+        }
+        let e = in_fixtures(
+            "[seccomp]\nimport = \"docker-small.json\"\n[filesystem]\nunconfined = true\n[network]\nconnect_tcp = [5432]\n",
+        )
+        .unwrap_err();
+        if (e.line, e.column) != (4, 14) || !e.message.contains("would mean nothing") {
+            wrong.push(format!("unconfined with ports: {e}"));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 }

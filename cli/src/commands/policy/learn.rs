@@ -151,10 +151,19 @@ fn never_learned(e: &Error) -> String {
     let ErrorKind::PolicyViolation { syscall, .. } = &e.kind else {
         return String::new();
     };
-    if let Some(entry) = FLOOR.iter().find(|f| f.syscall == syscall) {
+    // Several floor entries can name one syscall, each for some of its
+    // arguments (ioctl's TIOCSTI and TIOCLINUX); the error names only the
+    // syscall, so every reason that may apply is given.
+    let mut reasons: Vec<&str> = FLOOR
+        .iter()
+        .filter(|f| f.syscall == syscall)
+        .map(|f| f.reason)
+        .collect();
+    reasons.dedup();
+    if !reasons.is_empty() {
         format!(
             " ({syscall} is on ffb's floor and can never be learned: {})",
-            entry.reason
+            reasons.join("; ")
         )
     } else if SUPERVISED_SIGNALS.contains(&syscall.as_str()) {
         format!(" ({syscall} aimed at another process can never be learned)")
