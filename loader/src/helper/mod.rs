@@ -79,6 +79,9 @@ pub(crate) struct Helper {
     /// When the helper was last moved off the host's CPU.
     last_nudge: Option<Instant>,
     killed: Option<KillReason>,
+    /// The last thread clone let through, until its thread is seen
+    /// (`monitor.rs`): the next clone is counted only after it.
+    pending_clone: Option<monitor::PendingClone>,
     /// Set once the helper is known to be gone (and its status consumed).
     ended: Option<Error>,
     audit: Option<Arc<AuditLog>>,

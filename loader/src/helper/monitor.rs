@@ -5,7 +5,6 @@
 use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ffb_policy::errno::errno_name;
@@ -45,7 +44,9 @@ impl Helper {
             };
             let threads_before = Cell::new(None);
             if is_thread_clone(nr, &args) {
-                settle_pending_clone(self.pid, req.pid as i32);
+                if let Some(pending) = self.pending_clone.take() {
+                    pending.settle(self.pid, req.pid as i32);
+                }
             }
             let verdict = self.verdict(&req, &threads_before);
             match verdict {
@@ -74,7 +75,11 @@ impl Helper {
                     // A thread let through: it must be counted before the next
                     // clone is answered, or concurrent clones could all pass
                     // the limit.
-                    pending_clone(self.pid, req.pid as i32, before);
+                    self.pending_clone = Some(PendingClone {
+                        caller: req.pid as i32,
+                        threads_before: before,
+                        at: Instant::now(),
+                    });
                 }
             }
         }
@@ -220,49 +225,26 @@ fn thread_count(pid: i32) -> Option<u64> {
 const THREAD_APPEARS: Duration = Duration::from_millis(5);
 
 /// A clone the host let through whose thread may not exist yet.
-struct PendingClone {
-    helper: i32,
+pub(super) struct PendingClone {
     caller: i32,
     threads_before: u64,
     at: Instant,
 }
 
-/// At most one pending clone per helper (the next clone waits for it). A
-/// table here rather than a field of the helper: it is the monitor's alone.
-static PENDING_CLONES: Mutex<Vec<PendingClone>> = Mutex::new(Vec::new());
-
-/// Records the clone by thread `caller` of `helper` just let through, judged
-/// when the helper ran `threads_before` threads.
-fn pending_clone(helper: i32, caller: i32, threads_before: u64) {
-    let mut pending = PENDING_CLONES.lock().unwrap_or_else(|p| p.into_inner());
-    // Entries of helpers long gone (or long settled) go.
-    pending.retain(|p| p.helper != helper && p.at.elapsed() < Duration::from_secs(1));
-    pending.push(PendingClone {
-        helper,
-        caller,
-        threads_before,
-        at: Instant::now(),
-    });
-}
-
-/// Before a clone by thread `caller` of `helper` is counted: waits until the
-/// clone let through before it has made its thread, so that no number of
-/// threads cloning at once gets past the limit. It has when its caller clones
-/// again (its clone returned), when the helper runs more threads than it was
-/// judged on, or after [`THREAD_APPEARS`].
-fn settle_pending_clone(helper: i32, caller: i32) {
-    let mut pending = PENDING_CLONES.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(i) = pending.iter().position(|p| p.helper == helper) else {
-        return;
-    };
-    let p = pending.swap_remove(i);
-    drop(pending);
-    if p.caller == caller {
-        return;
-    }
-    while p.at.elapsed() < THREAD_APPEARS
-        && thread_count(helper).is_some_and(|n| n <= p.threads_before)
-    {
-        std::thread::yield_now();
+impl PendingClone {
+    /// Before a clone by thread `caller` of `helper` is counted: waits until
+    /// this clone has made its thread, so that no number of threads cloning
+    /// at once gets past the limit. It has when its caller clones again (its
+    /// clone returned), when the helper runs more threads than it was judged
+    /// on, or after [`THREAD_APPEARS`].
+    fn settle(self, helper: i32, caller: i32) {
+        if self.caller == caller {
+            return;
+        }
+        while self.at.elapsed() < THREAD_APPEARS
+            && thread_count(helper).is_some_and(|n| n <= self.threads_before)
+        {
+            std::thread::yield_now();
+        }
     }
 }

@@ -98,6 +98,7 @@ impl Helper {
             }),
             last_nudge: None,
             killed: None,
+            pending_clone: None,
             ended: None,
             audit: spec.audit.clone(),
             learn: spec.learn.clone(),
