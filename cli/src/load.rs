@@ -35,6 +35,29 @@ pub struct LoadArgs {
     /// Append the extension's stdout and stderr to this file (default: /dev/null).
     #[arg(long, value_name = "FILE")]
     pub extension_output: Option<PathBuf>,
+    /// Cap on --extension-output for the whole run, in bytes (K, M, G suffixes
+    /// are powers of 1024; 0: no cap) [default: 16M].
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, requires = "extension_output")]
+    pub extension_output_limit: Option<u64>,
+}
+
+/// Parses a byte count: digits, optionally followed by K, M or G (powers of
+/// 1024, either case).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let (digits, shift) = match text.as_bytes().last().map(u8::to_ascii_uppercase) {
+        Some(b'K') => (&text[..text.len() - 1], 10),
+        Some(b'M') => (&text[..text.len() - 1], 20),
+        Some(b'G') => (&text[..text.len() - 1], 30),
+        _ => (text, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("expected a byte count such as 1048576, 512K or 16M".into());
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| "the byte count is too large".into())
 }
 
 /// The bridge mode `--bridge-mode` asks for, else the environment's.
@@ -97,7 +120,12 @@ pub fn builder(load: &LoadArgs, json_output: bool) -> Result<BridgeBuilder, Exit
     let b = Bridge::builder(load.lib.clone())
         .bridge_mode(bridge_mode(load.bridge_mode))
         .policy(policy);
-    let mut b = with_run_options(b, load.timeout_ms, load.extension_output.as_deref());
+    let mut b = with_run_options(
+        b,
+        load.timeout_ms,
+        load.extension_output.as_deref(),
+        load.extension_output_limit,
+    );
     if let Some(path) = &load.audit_log {
         check_audit_log(path).map_err(|e| report(&e, json_output, true))?;
         b = b.audit_log(path.clone());
@@ -105,18 +133,22 @@ pub fn builder(load: &LoadArgs, json_output: bool) -> Result<BridgeBuilder, Exit
     Ok(b)
 }
 
-/// Applies `--timeout-ms` and `--extension-output`, which `policy learn`
-/// takes too.
+/// Applies `--timeout-ms`, `--extension-output` and
+/// `--extension-output-limit`, which `policy learn` takes too.
 pub fn with_run_options(
     mut b: BridgeBuilder,
     timeout_ms: Option<u64>,
     extension_output: Option<&Path>,
+    extension_output_limit: Option<u64>,
 ) -> BridgeBuilder {
     if let Some(ms) = timeout_ms {
         b = b.timeout(Duration::from_millis(ms));
     }
     if let Some(path) = extension_output {
         b = b.extension_output(path.to_path_buf());
+    }
+    if let Some(bytes) = extension_output_limit {
+        b = b.extension_output_limit(bytes);
     }
     b
 }

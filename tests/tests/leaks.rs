@@ -44,6 +44,8 @@ struct Snapshot {
     memfds: usize,
     helpers: Vec<i32>,
     server_fds: usize,
+    /// This process's threads (the drains of capped extension output among them).
+    threads: usize,
 }
 
 fn snapshot() -> Snapshot {
@@ -53,11 +55,17 @@ fn snapshot() -> Snapshot {
         memfds: memfd_mappings(),
         helpers: helpers(),
         server_fds: fork_server_fds(),
+        threads: std::fs::read_dir("/proc/self/task").map_or(usize::MAX, |d| d.count()),
     }
 }
 
 fn load(timeout: Duration) -> Bridge {
-    bridge_builder(
+    load_with(timeout, None)
+}
+
+/// [`load`], with the extension's output (capped) in `output` if given.
+fn load_with(timeout: Duration, output: Option<&std::path::Path>) -> Bridge {
+    let b = bridge_builder(
         hostile_lib(),
         &[
             "ffb_segv() -> void",
@@ -66,7 +74,11 @@ fn load(timeout: Duration) -> Bridge {
             "ffb_spin_forever() -> void",
         ],
     )
-    .timeout(timeout)
+    .timeout(timeout);
+    match output {
+        Some(path) => b.extension_output(path).extension_output_limit(4096),
+        None => b,
+    }
     .load()
     .expect("loading the hostile corpus")
 }
@@ -101,6 +113,7 @@ fn a_thousand_helpers_leak_nothing() {
         "no arena is mapped with no bridge alive"
     );
 
+    let output = std::env::temp_dir().join(format!("ffb-leaks-output-{}", std::process::id()));
     let start = Instant::now();
     let mut tally = [0usize; 4]; // dropped, crashed, timed out, violated
     for i in 0..CYCLES {
@@ -121,7 +134,9 @@ fn a_thousand_helpers_leak_nothing() {
             drop(b);
             tally[0] += 1;
         } else {
-            let mut b = load(Duration::from_secs(10));
+            // Crashing helpers with their output drained by the host: the
+            // drain threads and pipes must end with them.
+            let mut b = load_with(Duration::from_secs(10), Some(&output));
             let e = b.call_by_name("ffb_segv", &[]).unwrap_err();
             assert_eq!(e.kind, crashed("SIGSEGV"), "cycle {i}: {e}");
             // Every fourth crash, carry on in a respawned helper first.
@@ -147,6 +162,7 @@ fn a_thousand_helpers_leak_nothing() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    let _ = std::fs::remove_file(&output);
     let zombies: Vec<_> = end.children.iter().filter(|c| c.1 == 'Z').collect();
     assert!(zombies.is_empty(), "zombies: {zombies:?}");
     assert_eq!(end.fds, baseline.fds, "open fds");
@@ -154,5 +170,6 @@ fn a_thousand_helpers_leak_nothing() {
     assert_eq!(end.memfds, baseline.memfds, "memfd mappings");
     assert_eq!(end.helpers, baseline.helpers, "helpers left behind");
     assert_eq!(end.server_fds, baseline.server_fds, "fork server fds");
+    assert_eq!(end.threads, baseline.threads, "threads");
     assert_eq!(end.fds.len(), open_fds().len());
 }

@@ -14,7 +14,7 @@ use super::handles::HandleTable;
 use super::{next_generation, Bridge};
 use crate::audit::AuditLog;
 use crate::error::{err, Error, ErrorKind, Result};
-use crate::helper::HelperSpec;
+use crate::helper::{ExtensionOutput, HelperSpec};
 
 /// Whether bridge mode is on. Nothing is loaded or spawned unless it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -40,6 +40,8 @@ impl BridgeMode {
 pub const DEFAULT_ARENA: usize = 64 << 20;
 /// Default bound on a returned `cstr`.
 pub const DEFAULT_MAX_CSTR: usize = 1 << 20;
+/// Default cap on the extension's output file, for the whole bridge: 16 MiB.
+pub(crate) const DEFAULT_OUTPUT_LIMIT: u64 = 16 << 20;
 
 /// Configures and loads a [`Bridge`].
 ///
@@ -67,6 +69,7 @@ pub struct BridgeBuilder {
     host_spin: Duration,
     env: Vec<(String, String)>,
     output: Option<PathBuf>,
+    output_limit: u64,
     shim: Option<PathBuf>,
     max_cstr: usize,
     audit_log: Option<PathBuf>,
@@ -91,6 +94,7 @@ impl Bridge {
             host_spin: Duration::from_micros(100),
             env: Vec::new(),
             output: None,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
             shim: None,
             max_cstr: DEFAULT_MAX_CSTR,
             audit_log: None,
@@ -128,8 +132,17 @@ impl BridgeBuilder {
         helper_spin(spin: Duration) => helper_spin = spin;
         /// How long the host spins for a response before it sleeps.
         host_spin(spin: Duration) => host_spin = spin;
-        /// Appends the extension's stdout and stderr to this file instead of /dev/null.
+        /// Appends the extension's stdout and stderr to this file instead of
+        /// /dev/null, up to [`extension_output_limit`](Self::extension_output_limit).
         extension_output(path: impl Into<PathBuf>) => output = Some(path.into());
+        /// Caps what the extension may write to its output file, in bytes, for
+        /// the whole bridge: respawned helpers append to the same file and share
+        /// the cap. The host copies the output through a pipe, so the extension
+        /// cannot get around it; past the cap it writes one line,
+        /// `[ffb: extension output cut at N bytes]`, and discards the rest. The
+        /// default is 16 MiB; 0 means no cap (the helper then writes to the
+        /// file itself).
+        extension_output_limit(bytes: u64) => output_limit = bytes;
         /// The `ffb-shim` executable. Default: `FFB_SHIM`, else next to the current executable.
         shim(path: impl Into<PathBuf>) => shim = Some(path.into());
         /// Appends one JSON line per violation, crash, timeout, resource-limit hit
@@ -211,7 +224,9 @@ impl BridgeBuilder {
             helper_spin_us: self.helper_spin.as_micros().min(u32::MAX as u128) as u32,
             host_spin: self.host_spin,
             env,
-            output: self.output,
+            output: self
+                .output
+                .map(|path| Arc::new(ExtensionOutput::new(path, self.output_limit))),
             load_timeout: timeout.max(Duration::from_secs(10)),
             audit,
             learn: self

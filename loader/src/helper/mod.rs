@@ -29,10 +29,12 @@ mod confinement;
 mod handoff;
 mod monitor;
 mod outcome;
+mod output;
 mod remote_memory;
 mod spawn;
 
 use outcome::KillReason;
+pub(crate) use output::ExtensionOutput;
 
 /// Everything needed to start a helper.
 pub(crate) struct HelperSpec {
@@ -45,7 +47,8 @@ pub(crate) struct HelperSpec {
     pub helper_spin_us: u32,
     pub host_spin: Duration,
     pub env: Vec<(String, String)>,
-    pub output: Option<PathBuf>,
+    /// Where the extension's stdout and stderr go (else /dev/null), and its cap.
+    pub output: Option<Arc<ExtensionOutput>>,
     pub load_timeout: Duration,
     pub audit: Option<Arc<AuditLog>>,
     pub learn: Option<Arc<Mutex<Learned>>>,
@@ -86,6 +89,9 @@ pub(crate) struct Helper {
     ended: Option<Error>,
     audit: Option<Arc<AuditLog>>,
     learn: Option<Arc<Mutex<Learned>>>,
+    /// The drain of the helper's capped output, if any: last, so that it is
+    /// waited for after `Drop` has killed and reaped the helper.
+    _output: Option<output::Drain>,
 }
 
 impl Helper {

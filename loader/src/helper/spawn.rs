@@ -3,7 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ffb_contract::spin::AdaptiveSpin;
@@ -20,6 +20,7 @@ use ffb_policy::sandbox::Phase;
 use super::confinement::landlock_spec;
 use super::handoff::WAKE_SPIN;
 use super::outcome::KillReason;
+use super::output::{Drain, ExtensionOutput};
 use super::{Helper, HelperSpec};
 use crate::arena::Arena;
 use crate::audit::{event_for, AuditEvent};
@@ -37,7 +38,7 @@ impl Helper {
         let wake = owned(wake, "eventfd")?;
         let (control, control_theirs) = control_channel()?;
         let (status_pipe, status_theirs) = status_channel()?;
-        let output = open_output(spec.output.as_deref())?;
+        let (output, drain) = open_output(spec.output.as_ref())?;
         // An absolute path spares the helper a getcwd (a loading-phase round
         // trip through the host), and names the directory Landlock must open.
         let library = if spec.library.contains('/') {
@@ -75,8 +76,10 @@ impl Helper {
                 output.as_raw_fd(),
                 status_theirs.as_raw_fd(),
             ],
-        )?;
+        );
+        // Dropped before any error returns: the drain ends at its EOF.
         drop((control_theirs, memfd, output, status_theirs));
+        let spawned = spawned?;
         let mut helper = Helper {
             pid: spawned.pid,
             pidfd: spawned.pidfd,
@@ -102,6 +105,7 @@ impl Helper {
             ended: None,
             audit: spec.audit.clone(),
             learn: spec.learn.clone(),
+            _output: drain,
         };
         match helper.handshake(control, Instant::now() + spec.load_timeout) {
             Ok(()) => {
@@ -364,28 +368,17 @@ fn channel_failed(e: io::Error) -> Error {
     Error::with_source(ErrorKind::LoadFailed, format!("creating a channel: {e}"), e)
 }
 
-fn open_output(path: Option<&Path>) -> Result<OwnedFd> {
-    let file = match path {
-        Some(p) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .map_err(|e| {
-                Error::with_source(
-                    ErrorKind::LoadFailed,
-                    format!(
-                        "cannot open the extension's output file '{}': {e}",
-                        p.display()
-                    ),
-                    e,
-                )
-            })?,
+/// The helper's stdout and stderr: /dev/null, or the bridge's output (a
+/// pipe to a capped drain, see [`ExtensionOutput`]).
+fn open_output(output: Option<&Arc<ExtensionOutput>>) -> Result<(OwnedFd, Option<Drain>)> {
+    match output {
+        Some(o) => o.helper_end(),
         None => std::fs::OpenOptions::new()
             .write(true)
             .open("/dev/null")
-            .map_err(|e| Error::with_source(ErrorKind::LoadFailed, format!("/dev/null: {e}"), e))?,
-    };
-    Ok(OwnedFd::from(file))
+            .map(|null| (OwnedFd::from(null), None))
+            .map_err(|e| Error::with_source(ErrorKind::LoadFailed, format!("/dev/null: {e}"), e)),
+    }
 }
 
 /// `CAP_SYS_ADMIN`, whose absence makes a helper need a user namespace for

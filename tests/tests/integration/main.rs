@@ -35,6 +35,7 @@ modules!(
     batch,
     cli,
     defence_imported,
+    defence_output,
     defence_process,
     defence_routes,
     ordering,

@@ -16,7 +16,7 @@ use ffb_policy::sandbox::{Action, FLOOR, PRESETS, SUPERVISED_SIGNALS};
 use ffb_policy::source::parse_toml_policy;
 
 use crate::exit;
-use crate::load::{bridge_disabled, bridge_mode, with_run_options};
+use crate::load::{bridge_disabled, bridge_mode, parse_bytes, with_run_options};
 use crate::output::{report, success_line};
 use crate::request::Request;
 
@@ -40,6 +40,10 @@ pub struct LearnArgs {
     /// Append the extension's stdout and stderr to this file (default: /dev/null).
     #[arg(long, value_name = "FILE")]
     extension_output: Option<PathBuf>,
+    /// Cap on --extension-output for the whole run, in bytes (K, M, G suffixes
+    /// are powers of 1024; 0: no cap) [default: 16M].
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, requires = "extension_output")]
+    extension_output_limit: Option<u64>,
 }
 
 /// A bad-input error for `policy learn`: one line, exit 2.
@@ -74,7 +78,12 @@ pub fn run(args: LearnArgs) -> ExitCode {
         .bridge_mode(BridgeMode::Enabled)
         .policy(learning_policy(&preset))
         .learn(true);
-    let b = with_run_options(b, args.timeout_ms, args.extension_output.as_deref());
+    let b = with_run_options(
+        b,
+        args.timeout_ms,
+        args.extension_output.as_deref(),
+        args.extension_output_limit,
+    );
     let mut bridge = match b.load() {
         Ok(b) => b,
         Err(e) => return report(&e, false, false),
