@@ -31,6 +31,39 @@ pub mod rng;
 pub use bridge::{bridge_builder, fixture_bridge, hostile_bridge, load_bridge};
 pub use procfs::{child_processes, memfd_mappings, open_fds};
 
+/// `tests/fixtures/policies/NAME`.
+pub fn fixture_policy(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/policies")
+        .join(name)
+}
+
+/// Docker's default seccomp profile: `shared/fixtures/` beside the repository
+/// (`<repo>/../shared`). The repository is this crate's parent directory,
+/// taken both as given and with symlinks resolved. Missing, it fails the
+/// test with the paths it tried: it is a real input, never skipped.
+pub fn docker_default_profile() -> PathBuf {
+    const REL: &str = "shared/fixtures/docker-default-seccomp.json";
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut tried = Vec::new();
+    for start in [Some(manifest.clone()), manifest.canonicalize().ok()]
+        .into_iter()
+        .flatten()
+    {
+        // <repo>/tests -> <repo> -> beside it.
+        if let Some(beside) = start.parent().and_then(Path::parent) {
+            let candidate = beside.join(REL);
+            if candidate.is_file() {
+                return candidate;
+            }
+            tried.push(candidate);
+        }
+    }
+    panic!(
+        "Docker's default seccomp profile ({REL}) is not beside the repository; tried {tried:?}"
+    );
+}
+
 /// Path of `libffb_fixture.so`, the well-behaved ABI-matrix fixture
 /// (`fixtures/ffb_fixture.c`).
 pub fn fixture_lib() -> &'static Path {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use ffb_tests::cli::{self, ffb_run, path_str, Run, Scratch};
-use ffb_tests::hostile_lib;
+use ffb_tests::{docker_default_profile, fixture_policy, hostile_lib};
 use serde_json::{json, Value as Json};
 
 const READ_FILE: &str = "ffb_read_file(cstr, out[64], u64) -> i32";
@@ -67,36 +67,7 @@ fn attack_ret(policy: &str, sig: &str, args: &[&str]) -> i64 {
         .unwrap_or_else(|| panic!("{sig}: ret is not an integer: {j}"))
 }
 
-/// `tests/fixtures/policies/NAME`.
-fn fixture_policy(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/policies")
-        .join(name)
-}
 
-/// Docker's default seccomp profile, `<repo>/../shared/fixtures/`. The
-/// repository is this crate's parent, taken as given and with symlinks
-/// resolved. Missing, it fails the test.
-fn docker_default_profile() -> PathBuf {
-    const REL: &str = "shared/fixtures/docker-default-seccomp.json";
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut tried = Vec::new();
-    for start in [Some(manifest.clone()), manifest.canonicalize().ok()]
-        .into_iter()
-        .flatten()
-    {
-        if let Some(beside) = start.parent().and_then(Path::parent) {
-            let candidate = beside.join(REL);
-            if candidate.is_file() {
-                return candidate;
-            }
-            tried.push(candidate);
-        }
-    }
-    panic!(
-        "Docker's default seccomp profile ({REL}) is not beside the repository; tried {tried:?}"
-    );
-}
 
 /// `ffb call --bridge-mode --json --lib HOSTILE --policy POLICY --sig SIG ARGS...`.
 fn call(policy: &str, sig: &str, args: &[&str]) -> (Run, Json) {

@@ -688,15 +688,9 @@ fn an_ordinary_rule_on_a_partly_floored_syscall_is_accepted() {
     assert!(SandboxPolicy::pure().with_rule(tiocsti).is_err());
 }
 
-/// Docker's default seccomp profile (`<repo>/../shared/fixtures/`).
+/// Docker's default seccomp profile, as it is.
 fn docker_default() -> SandboxPolicy {
-    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = manifest
-        .parent()
-        .and_then(Path::parent)
-        .map(|p| p.join("shared/fixtures/docker-default-seccomp.json"))
-        .filter(|p| p.is_file())
-        .expect("Docker's default seccomp profile beside the repository");
+    let path = ffb_tests::docker_default_profile();
     ffb_policy::source::load_policy(path.to_str().unwrap()).expect("it loads as it is")
 }
 

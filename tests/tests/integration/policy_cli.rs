@@ -26,7 +26,7 @@ use ffb_policy::hash::policy_hash;
 use ffb_policy::source::{load_policy, parse_toml_policy};
 use ffb_policy::sandbox::{Action, SandboxPolicy};
 use ffb_tests::cli::{self, ffb, ffb_run, one_line, path_str, refused, run, Run, Scratch};
-use ffb_tests::hostile_lib;
+use ffb_tests::{docker_default_profile, fixture_policy, hostile_lib};
 use serde_json::{json, Value as Json};
 
 // ---------------------------------------------------------------------------
@@ -37,35 +37,7 @@ fn hostile() -> &'static str {
     path_str(hostile_lib())
 }
 
-/// `tests/fixtures/policies/NAME`.
-fn fixture_policy(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/policies")
-        .join(name)
-}
 
-/// Docker's default seccomp profile: `shared/fixtures/` beside the repository
-/// (`<repo>/../shared`). The repository is this crate's parent directory,
-/// taken both as given and with symlinks resolved.
-fn docker_default_profile() -> PathBuf {
-    const REL: &str = "shared/fixtures/docker-default-seccomp.json";
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut tried = Vec::new();
-    for start in [Some(manifest.clone()), manifest.canonicalize().ok()]
-        .into_iter()
-        .flatten()
-    {
-        // <repo>/tests -> <repo> -> beside it.
-        if let Some(beside) = start.parent().and_then(Path::parent) {
-            let candidate = beside.join(REL);
-            if candidate.is_file() {
-                return candidate;
-            }
-            tried.push(candidate);
-        }
-    }
-    panic!("Docker's default seccomp profile is not beside the repository; tried {tried:?}");
-}
 
 /// `ffb call --bridge-mode [--json] --lib HOSTILE OPTIONS... --sig SIG ARGS...`.
 fn call_args<'a>(json: bool, options: &[&'a str], sig: &'a str, args: &[&'a str]) -> Vec<&'a str> {
