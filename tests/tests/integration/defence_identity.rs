@@ -402,3 +402,25 @@ fn an_explicit_run_as_wins() {
     assert_eq!(call_i64(&mut b, "ffb_attack_uid", &[]), 65534);
     assert_eq!(call_i64(&mut b, "ffb_attack_gid", &[]), 65534);
 }
+
+/// A library in a directory only root may search (a test's 0700 temp dir)
+/// still loads under `pure`: the helper keeps `CAP_DAC_READ_SEARCH` for it,
+/// and Landlock still confines reads to the loader's directories and the
+/// library's own.
+#[test]
+fn a_library_in_a_0700_root_dir_still_loads() {
+    let dir = Scratch::new("identity-libdir");
+    let private = root_dir(&dir, "private", 0o700);
+    let lib = private.join("libffb_attack_process.so");
+    fs::copy(process_lib(), &lib).unwrap();
+    fs::set_permissions(&lib, fs::Permissions::from_mode(0o700)).unwrap();
+    let mut b = bridge_builder(&lib, &["ffb_attack_uid() -> i64"])
+        .policy(SandboxPolicy::pure())
+        .load()
+        .expect("loading from a 0700 directory");
+    let pid = b.helper_pid().unwrap();
+    assert_eq!(
+        call_i64(&mut b, "ffb_attack_uid", &[]),
+        i64::from(expected_uid(pid))
+    );
+}
