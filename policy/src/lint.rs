@@ -170,10 +170,11 @@ pub fn lint(p: &SandboxPolicy) -> Vec<LintWarning> {
             message: format!(
                 "{} allowed: Landlock does not confine file metadata, so the extension can \
                  make any file the helper's user owns setuid, change its owner, back-date it \
-                 or tag it with extended attributes, outside every listed path (for a helper \
-                 running as root: any file). ffb cannot yet refuse these outside the write \
-                 grants (that needs a per-helper identity), so grant them only if the library \
-                 needs them",
+                 or tag it with extended attributes, outside every listed path. On a root \
+                 host the per-helper identity leaves it only the files it created, but with \
+                 a write grant it can still tag any file and set its times to now; under \
+                 run_as, or on a host that is not root, it is every file of that user. Grant \
+                 them only if the library needs them",
                 metadata.join(", ")
             ),
         });

@@ -1,6 +1,7 @@
 //! A helper's life after the fork: lock down, hand over the listener, load,
 //! resolve, then serve.
 
+use ffb_contract::artefacts::Namespace;
 use ffb_contract::exit;
 use ffb_contract::fds;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -33,14 +34,25 @@ pub fn helper_main(request: SpawnRequest, received: [i32; 4], parent: i32) -> ! 
     // Landlock goes on while the helper is still its original user (so it can
     // open every listed path) and still single-threaded (so every thread the
     // library starts inherits it); the user switch and capability drop follow.
-    let locked = lockdown::enter_namespaces(&request.namespaces, &request.baseline_namespaces)
-        .and_then(|_| lockdown::set_limits(&request.limits))
-        .and_then(|_| lockdown::set_no_new_privs())
-        .and_then(|_| match &request.landlock {
-            Some(spec) => lockdown::apply_landlock(spec),
-            None => Ok(()),
+    let who = match (&request.run_as, &request.own_identity) {
+        (Some(id), _) => Ok(lockdown::Become::RunAs(id)),
+        (None, Some(own)) => {
+            let pid_ns = request.namespaces.contains(&Namespace::Pid);
+            lockdown::host_pid(pid_ns).map(|pid| lockdown::Become::Own(own, pid))
+        }
+        (None, None) => Ok(lockdown::Become::Same),
+    };
+    let locked = who.and_then(|who| {
+        lockdown::enter_namespaces(&request.namespaces, &request.baseline_namespaces).map(|_| who)
+    });
+    let locked = locked
+        .and_then(|who| lockdown::set_limits(&request.limits).map(|_| who))
+        .and_then(|who| lockdown::set_no_new_privs().map(|_| who))
+        .and_then(|who| match &request.landlock {
+            Some(spec) => lockdown::apply_landlock(spec).map(|_| who),
+            None => Ok(who),
         })
-        .and_then(|_| lockdown::drop_privileges(request.run_as.as_ref(), request.limits.threads))
+        .and_then(|who| lockdown::drop_privileges(who, request.limits.threads, parent))
         .and_then(|_| match request.non_dumpable {
             true => lockdown::set_non_dumpable(),
             false => Ok(()),

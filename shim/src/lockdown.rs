@@ -4,6 +4,7 @@ use std::io;
 
 use ffb_contract::artefacts::{CompiledFilter, Identity, LandlockSpec, Limits, Namespace};
 use ffb_contract::fds;
+use ffb_contract::wire::OwnIdentity;
 use landlock::{
     path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, Ruleset,
     RulesetAttr, RulesetCreatedAttr, Scope, ABI,
@@ -313,12 +314,47 @@ fn map_user(flags: libc::c_int, uid: u32, gid: u32) -> Result<(), LockdownError>
     Ok(())
 }
 
+/// Who the helper becomes in [`drop_privileges`].
+pub enum Become<'a> {
+    /// Stay who the fork server is (an unprivileged host's uid).
+    Same,
+    /// The policy's `run_as`.
+    RunAs(&'a Identity),
+    /// A root host's helper: `base + pid`, with the DAC capabilities it keeps.
+    Own(&'a OwnIdentity, u32),
+}
+
+/// The helper's pid as the host's pid namespace counts it, for its own uid:
+/// in a pid namespace of its own `getpid()` is 1 for every helper, but
+/// `/proc` is still the host's mount, whose `self` names the real pid.
+/// Read before Landlock, which leaves `/proc` unreadable.
+pub fn host_pid(own_pid_namespace: bool) -> Result<u32, LockdownError> {
+    if !own_pid_namespace {
+        // SAFETY: getpid has no arguments and cannot fail.
+        return Ok(unsafe { libc::getpid() } as u32);
+    }
+    std::fs::read_link("/proc/self")
+        .map_err(|e| fail("reading /proc/self", e))?
+        .to_str()
+        .and_then(|pid| pid.parse().ok())
+        .ok_or_else(|| LockdownError("/proc/self is not a pid".into()))
+}
+
+/// `CAP_DAC_OVERRIDE` and `CAP_DAC_READ_SEARCH`, the only capabilities a
+/// helper may keep (a root host's helper with its own uid, bounded by
+/// Landlock); never `CAP_FOWNER` or `CAP_CHOWN`, so metadata of files it does
+/// not own stays out of reach.
+const CAP_DAC_OVERRIDE: u32 = 1;
+const CAP_DAC_READ_SEARCH: u32 = 2;
+
 /// Drops every capability from every set and locks the securebits (after
 /// [`set_no_new_privs`]). A root helper keeps uid 0 but no power: it cannot raise its
 /// rlimits, open raw sockets, or signal other users' processes. With
 /// `run_as`, the helper switches to that user and group in between (while it
-/// still may), with no supplementary groups.
-pub fn drop_privileges(run_as: Option<&Identity>, threads: u64) -> Result<(), LockdownError> {
+/// still may), with no supplementary groups; a root host's helper switches
+/// to its own uid and gid ([`Become::Own`]) the same way, and keeps the DAC
+/// capabilities its grants need, in the effective and permitted sets only.
+pub fn drop_privileges(who: Become<'_>, threads: u64, parent: i32) -> Result<(), LockdownError> {
     let had_caps = capget()
         .map(|d| d.iter().any(|c| c.permitted != 0 || c.effective != 0))
         .map_err(|e| fail("capget", e))?;
@@ -345,25 +381,74 @@ pub fn drop_privileges(run_as: Option<&Identity>, threads: u64) -> Result<(), Lo
         libc::PR_CAP_AMBIENT,
         libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
     );
-    if let Some(id) = run_as {
-        switch_user(id)?;
+    let mut keep = 0u32;
+    let switched = match who {
+        Become::Same => false,
+        Become::RunAs(id) => {
+            switch_user(id)?;
+            true
+        }
+        Become::Own(own, pid) => {
+            let id = own.base.checked_add(pid).filter(|id| *id < u32::MAX - 1);
+            let id = id.ok_or_else(|| LockdownError(format!("no own uid for pid {pid}")))?;
+            switch_user(&Identity {
+                name: format!("ffb helper {pid}"),
+                uid: id,
+                gid: id,
+            })?;
+            // Reads: a policy's read grant (a 0700 temp dir, say) or a
+            // library in a directory only root may search would be
+            // unreachable for a uid that owns nothing. Landlock, applied
+            // above as root, still bounds what can be opened at all, so the
+            // capability adds only modes, never paths.
+            if own.dac_read {
+                keep |= 1 << CAP_DAC_READ_SEARCH;
+            }
+            // Writes: a write grant names root-owned directories; Landlock
+            // bounds where. Without CAP_FOWNER/CAP_CHOWN, chmod, chown and
+            // explicit timestamps on files this uid does not own fail.
+            if own.dac_write {
+                keep |= 1 << CAP_DAC_OVERRIDE;
+            }
+            true
+        }
+    };
+    if switched {
         // Threads are processes of this user: a dedicated user makes the
         // thread limit enforceable.
         set_rlimit(libc::RLIMIT_NPROC, threads, threads, "RLIMIT_NPROC")?;
+        // A change of uid clears the parent-death signal (commit_creds):
+        // arm it again, and check the parent did not die in between.
+        if prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+            return Err(fail("PR_SET_PDEATHSIG", io::Error::last_os_error()));
+        }
+        // SAFETY: getppid has no arguments and cannot fail.
+        if unsafe { libc::getppid() } != parent {
+            exit_now(exit::PARENT_GONE);
+        }
     }
     let header = CapHeader {
         version: CAP_V3,
         pid: 0,
     };
-    let data = [CapData::default(); 2];
-    // SAFETY: a version-3 header and two CapData records of all-empty sets,
-    // both live; capset only reads them.
+    let data = [
+        CapData {
+            effective: keep,
+            permitted: keep,
+            inheritable: 0,
+        },
+        CapData::default(),
+    ];
+    // SAFETY: a version-3 header and two CapData records, both live; capset
+    // only reads them.
     check(unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) })
         .map_err(|e| fail("capset", e))?;
     let left = capget().map_err(|e| fail("capget", e))?;
+    let expected = [(keep, keep, 0), (0, 0, 0)];
     if left
         .iter()
-        .any(|c| c.effective != 0 || c.permitted != 0 || c.inheritable != 0)
+        .zip(expected)
+        .any(|(c, (e, p, i))| c.effective != e || c.permitted != p || c.inheritable != i)
     {
         return Err(LockdownError(
             "capabilities remain after dropping them".into(),

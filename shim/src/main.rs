@@ -13,8 +13,9 @@
 //!    namespace, inside a user namespace on an unprivileged host), sets its
 //!    rlimits (pending signals included) and `no_new_privs`, applies
 //!    Landlock, then locks the securebits, drops every capability
-//!    (switching to `run_as` on the way), and turns non-dumpable when the
-//!    host asks;
+//!    (switching to `run_as` on the way, or on a root host to a uid and gid
+//!    of its own, keeping only the DAC capabilities its grants need), and
+//!    turns non-dumpable when the host asks;
 //! 3. installs the seccomp filter, hands its listener to the host, and
 //!    closes its control socket;
 //! 4. only then loads the library (its constructors already run sandboxed),

@@ -23,4 +23,7 @@ pub use layout::{
     MAX_WIRE_ARGS, MESSAGE_CAPACITY, MESSAGE_OFFSET, MIN_ARENA,
 };
 pub use ops::{Op, Status, LOADED_SEQ};
-pub use spawn::{DecodeError, ExitReport, SpawnReply, SpawnRequest, SPAWN_FDS, WIRE_VERSION};
+pub use spawn::{
+    DecodeError, ExitReport, OwnIdentity, SpawnReply, SpawnRequest, OWN_ID_BASE, SPAWN_FDS,
+    WIRE_VERSION,
+};

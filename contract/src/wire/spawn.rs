@@ -13,7 +13,7 @@ use crate::artefacts::{CompiledFilter, Identity, LandlockSpec, Limits, Namespace
 
 /// The layout and protocol version of this crate. Host and helper must come
 /// from the same build: a mismatch is refused at spawn, never guessed at.
-pub const WIRE_VERSION: u32 = 5;
+pub const WIRE_VERSION: u32 = 6;
 
 /// What the host asks the fork server for. Sent as JSON with the helper's fds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,6 +55,33 @@ pub struct SpawnRequest {
     /// itself, since it still reads the helper's memory and takes its
     /// listener.
     pub non_dumpable: bool,
+    /// On a root host, with no `run_as` and no user namespace: the helper
+    /// switches to a uid and gid of its own, [`OwnIdentity::base`] plus its
+    /// pid (as the host's pid namespace counts it), with no supplementary
+    /// groups. `None`: the helper keeps the host's uid (an unprivileged host,
+    /// whose helpers are confined by the baseline namespaces instead).
+    pub own_identity: Option<OwnIdentity>,
+}
+
+/// The first uid (and gid) of the range a root host gives its helpers, one
+/// per live helper: `OWN_ID_BASE + pid`. High enough to be no account's
+/// (`/etc/passwd` ranges end far below), and with room for the largest
+/// `pid_max` (2^22) below `0xffff_fffe`.
+pub const OWN_ID_BASE: u32 = 0x7f00_0000;
+
+/// A helper's own identity, and the two capabilities it keeps over files
+/// that uid does not own (Landlock bounds both; see `docs/SECURITY.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnIdentity {
+    /// The uid and gid are `base + pid`.
+    pub base: u32,
+    /// Keep `CAP_DAC_READ_SEARCH`: the policy lists read paths, the library's
+    /// own file is not readable by others, or no Landlock bounds reads.
+    pub dac_read: bool,
+    /// Keep `CAP_DAC_OVERRIDE`: the policy lists write paths, and Landlock
+    /// bounds where they are.
+    pub dac_write: bool,
 }
 
 impl SpawnRequest {

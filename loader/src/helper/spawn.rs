@@ -13,7 +13,8 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use ffb_abi::signature::Signature;
 use ffb_contract::artefacts::Namespace;
 use ffb_contract::wire::{
-    HelperMessage, LoadFailureKind, SpawnRequest, Status, LOADED_SEQ, MAX_HANDSHAKE, WIRE_VERSION,
+    HelperMessage, LoadFailureKind, OwnIdentity, SpawnRequest, Status, LOADED_SEQ, MAX_HANDSHAKE,
+    OWN_ID_BASE, WIRE_VERSION,
 };
 use ffb_policy::sandbox::Phase;
 
@@ -48,9 +49,12 @@ impl Helper {
         } else {
             spec.library.clone()
         };
+        let landlock = (spec.learn.is_none()).then(|| landlock_spec(&spec.policy, &library));
+        let baseline = baseline_namespaces(&spec.policy.namespaces);
+        let own_identity = own_identity(spec, &library, landlock.as_ref(), &baseline);
         let request = SpawnRequest {
             wire_version: WIRE_VERSION,
-            landlock: (spec.learn.is_none()).then(|| landlock_spec(&spec.policy, &library)),
+            landlock,
             library,
             functions: spec.functions.clone(),
             filter: (*spec.filter).clone(),
@@ -59,12 +63,13 @@ impl Helper {
             spin_us: spec.helper_spin_us,
             env: spec.env.clone(),
             namespaces: spec.policy.namespaces.clone(),
-            baseline_namespaces: baseline_namespaces(&spec.policy.namespaces),
+            baseline_namespaces: baseline,
             run_as: spec.policy.run_as.clone(),
             // The host reads the helper's memory (returned strings, learn
             // mode) and takes its listener with pidfd_getfd: with the helper
             // non-dumpable, only CAP_SYS_PTRACE still allows that.
             non_dumpable: has_capability(CAP_SYS_PTRACE),
+            own_identity,
         };
         let spawned = forkserver::spawn(
             &spec.shim,
@@ -390,6 +395,11 @@ const CAP_SYS_PTRACE: u32 = 19;
 
 /// Whether this process has capability `cap` (below 32) in its effective set.
 fn has_capability(cap: u32) -> bool {
+    capabilities() & (1 << cap) != 0
+}
+
+/// The host's effective capabilities 0 to 31 (all that ffb asks about).
+fn capabilities() -> u32 {
     #[repr(C)]
     struct Header {
         version: u32,
@@ -410,7 +420,83 @@ fn has_capability(cap: u32) -> bool {
     // SAFETY: a version-3 header asks for two Data records, and `data` holds
     // two; capget writes only those and the header's version.
     let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-    rc == 0 && data[0].effective & (1 << cap) != 0
+    if rc == 0 {
+        data[0].effective
+    } else {
+        0
+    }
+}
+
+/// `CAP_SETGID`, `CAP_SETUID` and `CAP_SETPCAP`: what a host needs to give
+/// its helpers uids of their own (the switch, and the securebits that keep
+/// the two DAC capabilities across it).
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
+const CAP_SETPCAP: u32 = 8;
+
+/// A uid of its own for the helper, when the host is root and may switch
+/// users (`CAP_SETUID`, `CAP_SETGID`, `CAP_SETPCAP`), and keeps reaching a
+/// helper of another uid (`CAP_SYS_PTRACE`, for `pidfd_getfd` and
+/// `process_vm_readv`). Not with `run_as` (the policy's user wins), nor in a
+/// user namespace (the helper could map only its own uid there, which the
+/// switch would leave). A host that is not root keeps today's model: the
+/// helper has the host's uid, inside the baseline's user namespace.
+///
+/// Which DAC capabilities it keeps, both bounded by Landlock: see
+/// [`OwnIdentity`] and `docs/SECURITY.md` ("Identity").
+fn own_identity(
+    spec: &HelperSpec,
+    library: &str,
+    landlock: Option<&ffb_contract::artefacts::LandlockSpec>,
+    baseline: &[Namespace],
+) -> Option<OwnIdentity> {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let user_ns =
+        spec.policy.namespaces.contains(&Namespace::User) || baseline.contains(&Namespace::User);
+    if !root || spec.policy.run_as.is_some() || user_ns {
+        return None;
+    }
+    let caps = capabilities();
+    let needed = [CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_SYS_PTRACE];
+    if needed.iter().any(|cap| caps & (1 << cap) == 0) {
+        return None;
+    }
+    // Reads and writes stay bounded by Landlock wherever it confines the
+    // filesystem.
+    let bounded = landlock.is_some_and(|l| l.fs.is_some());
+    let learn = spec.learn.is_some();
+    let fs = &spec.policy.filesystem;
+    Some(OwnIdentity {
+        base: OWN_ID_BASE,
+        // Without Landlock (learn mode, an explicitly unconfined import)
+        // reads are what a capless uid 0 had: every root-owned file.
+        dac_read: !bounded || !fs.read.is_empty() || !readable_by_others(library),
+        // Learn mode records the paths a library writes, so it may write
+        // where a capless uid 0 could (but owns nothing: no chmod, chown or
+        // explicit times on root's files). Otherwise, without Landlock no
+        // write is bounded: nothing beyond what others may write.
+        dac_write: learn || (bounded && !fs.write.is_empty()),
+    })
+}
+
+/// Whether a user who owns nothing can read `library`: the file readable by
+/// others, every directory above it searchable by others. A soname is
+/// found in the system library directories, which are.
+fn readable_by_others(library: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let path = Path::new(library);
+    if !library.contains('/') {
+        return true;
+    }
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode());
+    if !mode(path).is_ok_and(|m| m & 0o004 != 0) {
+        return false;
+    }
+    path.ancestors()
+        .skip(1)
+        .filter(|p| !p.as_os_str().is_empty())
+        .all(|dir| mode(dir).is_ok_and(|m| m & 0o001 != 0))
 }
 
 /// The namespaces every helper enters beside the policy's: an IPC

@@ -352,19 +352,35 @@ fn an_unprivileged_hosts_helper_has_its_own_ipc_namespace_too() {
 
 // --- non-dumpable helpers --------------------------------------------------
 
+/// The real uid of process `pid`, from `/proc/PID/status`.
+fn helper_uid(pid: i32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 static CHILD_VICTIM: AtomicI64 = AtomicI64::new(4242);
 
 /// A child of the test that has dropped every capability but stays
-/// dumpable, as a helper used to: the control target. Killed on drop.
+/// dumpable, as a helper used to, with the uid and gid `id` (the
+/// attacking helper's: on a root host each helper has its own): the
+/// control target. Killed on drop.
 struct DumpableChild(i32);
 
 impl DumpableChild {
-    fn start() -> DumpableChild {
-        // SAFETY: the child makes only raw syscalls (capset, pause) and never
-        // returns into Rust code, so the fork of a multithreaded process is sound.
+    fn start(id: u32) -> DumpableChild {
+        // SAFETY: the child makes only raw syscalls (setresgid, setresuid,
+        // prctl, capset, pause) and never returns into Rust code, so the
+        // fork of a multithreaded process is sound.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
+            // SAFETY: ids only; no memory is touched.
+            unsafe { libc::setresgid(id, id, id) };
+            // SAFETY: as above.
+            unsafe { libc::setresuid(id, id, id) };
+            // SAFETY: an integer-only option; a uid change reset the flag.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
             let header = [0x2008_0522u32, 0];
             let data = [0u32; 6];
             // SAFETY: a version-3 header and two empty records, both live.
@@ -427,8 +443,10 @@ fn a_helper_cannot_write_another_helpers_memory() {
     let b_pid = b.helper_pid().unwrap();
 
     // The control: the same write into a dumpable process of the same
-    // identity works, so the route is open and the policy allows it.
-    let child = DumpableChild::start();
+    // identity works, so the route is open and the policy allows it. (On a
+    // root host that identity is the attacker's own uid, no longer root's.)
+    let a_uid = helper_uid(a.helper_pid().unwrap());
+    let child = DumpableChild::start(a_uid);
     let wrote = call_i64(
         &mut a,
         "ffb_attack_write_mem",

@@ -192,6 +192,14 @@ impl Pty {
         let slave_path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
             .to_string_lossy()
             .into_owned();
+        // A root host's helper has a uid of its own and, with no Landlock
+        // to bound it, no DAC override: the slave must be anyone's to open,
+        // so that only the floor stands between the helper and TIOCSTI.
+        std::fs::set_permissions(
+            &slave_path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o666),
+        )
+        .unwrap();
         Pty { master, slave_path }
     }
 

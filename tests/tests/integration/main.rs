@@ -34,6 +34,7 @@ modules!(
     api,
     batch,
     cli,
+    defence_identity,
     defence_imported,
     defence_output,
     defence_process,
