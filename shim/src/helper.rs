@@ -1,7 +1,6 @@
 //! A helper's life after the fork: lock down, hand over the listener, load,
 //! resolve, then serve.
 
-use ffb_contract::artefacts::Namespace;
 use ffb_contract::exit;
 use ffb_contract::fds;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -36,10 +35,7 @@ pub fn helper_main(request: SpawnRequest, received: [i32; 4], parent: i32) -> ! 
     // library starts inherits it); the user switch and capability drop follow.
     let who = match (&request.run_as, &request.own_identity) {
         (Some(id), _) => Ok(lockdown::Become::RunAs(id)),
-        (None, Some(own)) => {
-            let pid_ns = request.namespaces.contains(&Namespace::Pid);
-            lockdown::host_pid(pid_ns).map(|pid| lockdown::Become::Own(own, pid))
-        }
+        (None, Some(own)) => lockdown::host_pid().map(|pid| lockdown::Become::Own(own, pid)),
         (None, None) => Ok(lockdown::Become::Same),
     };
     let locked = who.and_then(|who| {

@@ -255,18 +255,21 @@ pub fn set_no_new_privs() -> Result<(), LockdownError> {
 /// Unshares the policy's namespaces (except pid, which the fork server
 /// creates with the helper itself) together with the host's `baseline`
 /// ones. A user namespace maps the helper's uid and gid to themselves, so
-/// files keep their owners.
+/// files keep their owners. In a new mount namespace, `/proc` (with
+/// `/proc/sys`) is read-only.
 ///
 /// The baseline is defence in depth the policy did not ask for: where the
 /// kernel refuses it (an unprivileged host on a system that disables user
 /// namespaces), the helper enters the policy's namespaces alone, as it would
-/// have without the baseline. The policy's own are a hard requirement.
+/// have without the baseline. The policy's own are a hard requirement. The
+/// baseline's pid and network namespaces are the fork server's shared ones
+/// ([`crate::shared_namespaces`]), entered before this runs.
 pub fn enter_namespaces(
     namespaces: &[Namespace],
     baseline: &[Namespace],
 ) -> Result<(), LockdownError> {
-    let required = namespace_flags(namespaces);
-    let all = required | namespace_flags(baseline);
+    let required = namespace_flags(namespaces, false);
+    let all = required | namespace_flags(baseline, true);
     // Read before the unshare: in a new user namespace with no map yet they
     // read as the overflow ids.
     // SAFETY: getuid has no arguments and cannot fail.
@@ -276,7 +279,12 @@ pub fn enter_namespaces(
     // SAFETY: unshare takes flags only; this process is single-threaded,
     // as CLONE_NEWUSER requires. A failed unshare changes nothing.
     if all != required && unsafe { libc::unshare(all) } == 0 {
-        return map_user(all, uid, gid);
+        map_user(all, uid, gid)?;
+        return match read_only_proc(all) {
+            // The baseline's mount namespace is best effort too.
+            Err(_) if required & libc::CLONE_NEWNS == 0 => Ok(()),
+            done => done,
+        };
     }
     if required == 0 {
         return Ok(());
@@ -285,20 +293,105 @@ pub fn enter_namespaces(
     if unsafe { libc::unshare(required) } != 0 {
         return Err(fail("unshare", io::Error::last_os_error()));
     }
-    map_user(required, uid, gid)
+    map_user(required, uid, gid)?;
+    read_only_proc(required)
 }
 
-fn namespace_flags(namespaces: &[Namespace]) -> libc::c_int {
+/// The unshare flags for `namespaces`. Pid namespaces are made by the fork
+/// server, and so is the baseline's empty network namespace.
+fn namespace_flags(namespaces: &[Namespace], baseline: bool) -> libc::c_int {
     namespaces
         .iter()
         .map(|ns| match ns {
             Namespace::User => libc::CLONE_NEWUSER,
+            Namespace::Net if baseline => 0,
             Namespace::Net => libc::CLONE_NEWNET,
             Namespace::Ipc => libc::CLONE_NEWIPC,
             Namespace::Mount => libc::CLONE_NEWNS,
             Namespace::Pid => 0,
         })
         .fold(0, |flags, flag| flags | flag)
+}
+
+/// In a new mount namespace: stops mounts propagating back to the host,
+/// then puts a read-only bind of `/proc` over it. Nothing under `/proc`
+/// can then be opened for writing: not `/proc/sys/kernel/core_pattern`,
+/// not `/proc/PID/mem` of another process, not `/proc/sysrq-trigger`.
+/// The bind keeps the flags the original mount has (a user namespace may
+/// not clear them), and so do the mounts under `/proc`, made read-only
+/// one by one.
+fn read_only_proc(flags: libc::c_int) -> Result<(), LockdownError> {
+    if flags & libc::CLONE_NEWNS == 0 {
+        return Ok(());
+    }
+    let mount = |source: Option<&std::ffi::CStr>, target: &std::ffi::CStr, flags: libc::c_ulong| {
+        // SAFETY: every pointer is NULL or a NUL-terminated string that
+        // outlives the call; no filesystem type or data is passed.
+        let r = unsafe {
+            libc::mount(
+                source.map_or(std::ptr::null(), |s| s.as_ptr()),
+                target.as_ptr(),
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(fail(
+                &format!("mount {}", target.to_string_lossy()),
+                io::Error::last_os_error(),
+            ))
+        }
+    };
+    mount(None, c"/", libc::MS_REC | libc::MS_PRIVATE)?;
+    let submounts = proc_submounts();
+    mount(Some(c"/proc"), c"/proc", libc::MS_BIND | libc::MS_REC)?;
+    mount(None, c"/proc", read_only_remount(c"/proc"))?;
+    for target in submounts {
+        mount(None, &target, read_only_remount(&target))?;
+    }
+    Ok(())
+}
+
+/// Remount flags that make the mount at `path` read-only and keep every
+/// flag it has now.
+fn read_only_remount(path: &std::ffi::CStr) -> libc::c_ulong {
+    // SAFETY: statvfs is plain C data (numbers); all zeroes is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a live, writable statvfs.
+    let known = unsafe { libc::statvfs(path.as_ptr(), &mut st) } == 0;
+    let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+    if known {
+        for (st_flag, ms_flag) in [
+            (libc::ST_NOSUID, libc::MS_NOSUID),
+            (libc::ST_NODEV, libc::MS_NODEV),
+            (libc::ST_NOEXEC, libc::MS_NOEXEC),
+            (libc::ST_NOATIME, libc::MS_NOATIME),
+            (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+            (libc::ST_RELATIME, libc::MS_RELATIME),
+        ] {
+            if st.f_flag & st_flag != 0 {
+                flags |= ms_flag;
+            }
+        }
+    }
+    flags
+}
+
+/// The mount points strictly under `/proc` (`binfmt_misc`, say), deepest
+/// last, from this process's mount table.
+fn proc_submounts() -> Vec<std::ffi::CString> {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| point.starts_with("/proc/"))
+        .filter_map(|point| std::ffi::CString::new(point).ok())
+        .collect()
 }
 
 /// After an unshare with `flags`: in a new user namespace, maps the
@@ -325,14 +418,11 @@ pub enum Become<'a> {
 }
 
 /// The helper's pid as the host's pid namespace counts it, for its own uid:
-/// in a pid namespace of its own `getpid()` is 1 for every helper, but
-/// `/proc` is still the host's mount, whose `self` names the real pid.
+/// in a pid namespace (the fork server's shared one, or the policy's own,
+/// where it is 1 to itself) `getpid()` counts in that namespace, but
+/// `/proc` is still the host's procfs, whose `self` names the real pid.
 /// Read before Landlock, which leaves `/proc` unreadable.
-pub fn host_pid(own_pid_namespace: bool) -> Result<u32, LockdownError> {
-    if !own_pid_namespace {
-        // SAFETY: getpid has no arguments and cannot fail.
-        return Ok(unsafe { libc::getpid() } as u32);
-    }
+pub fn host_pid() -> Result<u32, LockdownError> {
     std::fs::read_link("/proc/self")
         .map_err(|e| fail("reading /proc/self", e))?
         .to_str()

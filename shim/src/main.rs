@@ -9,8 +9,10 @@
 //!    up any controlling terminal (`TIOCNOTTY`, staying in the host's
 //!    session), checks its parent is still the fork server, and resets every
 //!    signal to its default;
-//! 2. enters the policy's namespaces and the host's baseline (an IPC
-//!    namespace, inside a user namespace on an unprivileged host), sets its
+//! 2. enters the policy's namespaces and the host's baseline (IPC and mount
+//!    namespaces, with `/proc` read-only, inside a user namespace on an
+//!    unprivileged host; the fork server's shared pid and empty network
+//!    namespaces were entered at the fork), sets its
 //!    rlimits (pending signals included) and `no_new_privs`, applies
 //!    Landlock, then locks the securebits, drops every capability
 //!    (switching to `run_as` on the way, or on a root host to a uid and gid
@@ -25,6 +27,8 @@
 //! This is the code that runs next to the hostile library: keep it small.
 //!
 //! * [`zygote`]: the fork server.
+//! * [`shared_namespaces`]: the pid and network namespaces the fork server
+//!   makes once for all its helpers.
 //! * [`helper`]: one helper's life, steps 1 to 4 in order.
 //! * [`lockdown`]: each lockdown step.
 //! * [`arena`]: the helper's mapping of the shared arena, and the rule for
@@ -37,6 +41,7 @@ mod ffi;
 mod helper;
 mod lockdown;
 mod serve;
+mod shared_namespaces;
 mod zygote;
 
 use std::process::ExitCode;

@@ -15,6 +15,8 @@ use ffb_contract::exit;
 use ffb_contract::sys::{check, poll_readable, recv_with_fds, send_with_fds, write_all};
 use ffb_contract::wire::{ExitReport, SpawnRequest, SPAWN_FDS};
 
+use crate::shared_namespaces::SharedNamespaces;
+
 const SERVER_FD: RawFd = 3;
 const MAX_REQUEST: usize = 1 << 20;
 
@@ -30,6 +32,9 @@ pub fn run() -> ExitCode {
     // No helper may inherit the host's controlling terminal: give it up
     // here, once, without leaving the host's session.
     crate::lockdown::drop_terminal();
+    // Before any other child, and before SIGCHLD is blocked for the
+    // signalfd: the pid namespace's init is this process's first child.
+    let shared = SharedNamespaces::create();
     let sigchld = match child_signal_fd() {
         Ok(fd) => fd,
         Err(_) => return ExitCode::from(exit::FORK_SERVER_SETUP),
@@ -45,7 +50,7 @@ pub fn run() -> ExitCode {
         if request {
             match receive(&mut buf) {
                 Received::Request { len, fds } => {
-                    spawn(&buf[..len], fds, &sigchld, &mut status_pipes);
+                    spawn(&buf[..len], fds, &shared, &sigchld, &mut status_pipes);
                     // Every later helper is a copy of this process: leave no
                     // earlier request (paths, environment) for it to read.
                     buf[..len].fill(0);
@@ -93,6 +98,7 @@ fn receive(buf: &mut [u8]) -> Received {
 fn spawn(
     request: &[u8],
     fds: [OwnedFd; SPAWN_FDS],
+    shared: &SharedNamespaces,
     sigchld: &OwnedFd,
     status_pipes: &mut StatusPipes,
 ) {
@@ -100,23 +106,16 @@ fn spawn(
         return reply(-libc::EPROTO, None);
     };
     let [control, wake, arena, output, status] = fds;
-    // The helper checks its parent is still this process once its
-    // parent-death signal is armed. In a pid namespace its parent is outside
-    // its view (getppid() is 0 there).
-    let expected_parent = if request.namespaces.contains(&Namespace::Pid) {
-        0
-    } else {
-        // SAFETY: getpid has no arguments and cannot fail.
-        unsafe { libc::getpid() }
-    };
-    let pid = if request.namespaces.contains(&Namespace::Pid) {
-        // The helper is the init of a new pid namespace, and still this
-        // process's child, so reaping and the host's pidfd work unchanged.
-        // A raw clone leaves glibc's cached thread id stale (it affects only
-        // PI and robust mutexes in the helper's first thread).
+    // SAFETY: getpid has no arguments and cannot fail.
+    let fork_server = unsafe { libc::getpid() };
+    let (pid, in_pid_namespace) = if request.namespaces.contains(&Namespace::Pid) {
+        // The policy's own pid namespace: the helper is its init, and still
+        // this process's child, so reaping and the host's pidfd work
+        // unchanged. A raw clone leaves glibc's cached thread id stale (it
+        // affects only PI and robust mutexes in the helper's first thread).
         // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child
         // gets a copy of this single-threaded process, as with fork().
-        unsafe {
+        let pid = unsafe {
             libc::syscall(
                 libc::SYS_clone,
                 (libc::CLONE_NEWPID | libc::SIGCHLD) as libc::c_ulong,
@@ -125,17 +124,26 @@ fn spawn(
                 0,
                 0,
             ) as libc::pid_t
-        }
+        };
+        (pid, true)
     } else {
         // SAFETY: this process is single-threaded, so the child inherits no
         // lock held by another thread.
-        unsafe { libc::fork() }
+        shared.fork_into_pid_namespace(|| unsafe { libc::fork() })
     };
+    // The helper checks its parent is still this process once its
+    // parent-death signal is armed. In a pid namespace its parent is outside
+    // its view (getppid() is 0 there).
+    let expected_parent = if in_pid_namespace { 0 } else { fork_server };
     if pid == 0 {
         // The helper: never returns, so the owners here never close the fds
         // it takes over, nor use the ones it closes.
         // SAFETY: see above: this process never touches `sigchld` again.
         unsafe { libc::close(sigchld.as_raw_fd()) };
+        if request.baseline_namespaces.contains(&Namespace::Net) {
+            // Best effort, as the whole baseline: see SharedNamespaces.
+            shared.join_network();
+        }
         let received = [&control, &wake, &arena, &output].map(|fd| fd.as_raw_fd());
         crate::helper::helper_main(request, received, expected_parent);
     }

@@ -117,12 +117,42 @@ pub fn child_processes() -> Vec<(i32, char, String)> {
     children_of(std::process::id() as i32)
 }
 
-/// The children of the fork server that serves `shim` in this process (live
-/// helpers and ones not yet reaped), sorted; none if no fork server runs.
+/// Process `pid`'s id in its innermost pid namespace (the last of its
+/// `NSpid:` ids): what the helper itself calls its pid, and what it must be
+/// given to name itself.
+pub fn namespaced_pid(pid: i32) -> Option<i64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
+/// The namespace of kind `kind` (`net`, `pid`, `mnt`, `ipc`, `user`) that
+/// process `pid` is in, as `/proc/PID/ns/KIND` names it (`net:[4026...]`).
+pub fn namespace_of(pid: &str, kind: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/ns/{kind}: {e}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The `comm` of the init of a fork server's shared pid namespace
+/// (`shim/src/shared_namespaces.rs`): a child of the fork server for its
+/// whole life, and not a helper.
+pub const PID_NAMESPACE_INIT: &str = "ffb-pid-init";
+
+/// The helpers of the fork server that serves `shim` in this process (live
+/// ones and ones not yet reaped; not its pid namespace's init), sorted; none
+/// if no fork server runs.
 pub fn fork_server_children(shim: &Path) -> Vec<i32> {
     match ffb_loader::fork_server_pid(shim) {
         Some(server) => children_of(server as i32)
             .into_iter()
+            .filter(|(_, _, comm)| comm != PID_NAMESPACE_INIT)
             .map(|(pid, _, _)| pid)
             .collect(),
         None => Vec::new(),

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use ffb_policy::errno::errno_name;
-use ffb_policy::sandbox::{is_supervised, is_thread_clone, Namespace, Phase, Verdict};
+use ffb_policy::sandbox::{is_supervised, is_thread_clone, Phase, Verdict};
 
 use super::outcome::KillReason;
 use super::remote_memory::read_memory;
@@ -94,7 +94,6 @@ impl Helper {
         let nr = req.data.nr as i64;
         let args = req.data.args;
         let pid = self.pid;
-        let in_pid_ns = self.policy.namespaces.contains(&Namespace::Pid);
         let count = || {
             // Unreadable: the helper is gone, and the count does not matter.
             let n = thread_count(pid).unwrap_or(u64::MAX);
@@ -106,9 +105,10 @@ impl Helper {
                 // kill(0, ...): the helper's process group, which must still
                 // be its own (it could have joined the host's).
                 leads_own_group(pid)
-            } else if in_pid_ns {
-                // Targets are ids in the helper's own namespace, where it is 1.
-                target == 1 || has_namespaced_thread(pid, target)
+            } else if in_pid_namespace(pid) {
+                // Targets are ids in the helper's pid namespace: the fork
+                // server's shared one, or the policy's own (where it is 1).
+                has_namespaced_thread(pid, target)
             } else {
                 target == pid as i64
                     || std::path::Path::new(&format!("/proc/{pid}/task/{target}")).exists()
@@ -196,6 +196,9 @@ fn leads_own_group(pid: i32) -> bool {
 
 /// Whether helper `pid` has a thread whose id in its own pid namespace is `tid`.
 fn has_namespaced_thread(pid: i32, tid: i64) -> bool {
+    if tid <= 0 {
+        return false;
+    }
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
     };
@@ -209,6 +212,20 @@ fn has_namespaced_thread(pid: i32, tid: i64) -> bool {
             })
             .is_some_and(|id| id == tid.to_string())
     })
+}
+
+/// Whether process `pid` lives in a pid namespace below the host's: its
+/// `NSpid:` line has more than one id. Unreadable (the helper is gone): no,
+/// and then no target passes as its own either.
+fn in_pid_namespace(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .map(|ids| ids.split_whitespace().count() > 1)
+        })
+        .unwrap_or(false)
 }
 
 /// The number of threads process `pid` runs (`Threads:` in /proc/PID/status).

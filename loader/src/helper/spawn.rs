@@ -51,7 +51,7 @@ impl Helper {
             spec.library.clone()
         };
         let landlock = (spec.learn.is_none()).then(|| landlock_spec(&spec.policy, &library));
-        let baseline = baseline_namespaces(&spec.policy.namespaces);
+        let baseline = baseline_namespaces(&spec.policy, spec.learn.is_some());
         let own_identity = own_identity(spec, &library, landlock.as_ref(), &baseline);
         let request = SpawnRequest {
             wire_version: WIRE_VERSION,
@@ -500,16 +500,29 @@ fn readable_by_others(library: &str) -> bool {
         .all(|dir| mode(dir).is_ok_and(|m| m & 0o001 != 0))
 }
 
-/// The namespaces every helper enters beside the policy's: an IPC
-/// namespace (no System V object of another process is reachable), with a
-/// user namespace first when the host lacks `CAP_SYS_ADMIN` (an
-/// unprivileged host can make the IPC namespace only inside one). Those the
-/// policy already asks for are not repeated.
-fn baseline_namespaces(policy: &[Namespace]) -> Vec<Namespace> {
-    let mut baseline = vec![Namespace::Ipc];
-    if !has_capability(CAP_SYS_ADMIN) {
+/// The namespaces every helper enters beside the policy's:
+/// * IPC: no System V object of another process is reachable;
+/// * mount: `/proc` read-only, `/proc/sys` with it;
+/// * with a user namespace first when the host lacks `CAP_SYS_ADMIN` (an
+///   unprivileged host can make the others only inside one);
+/// * net, when the policy grants no TCP port and this is not learn mode:
+///   the fork server's shared empty network namespace, which only a host
+///   with `CAP_SYS_ADMIN` has (a fresh one per helper would cost about
+///   0.4 ms at every spawn). Unix sockets by path still work there.
+///
+/// The fork server's shared pid namespace is not asked for: every helper
+/// it can make one for is born into it. Those the policy already asks for
+/// are not repeated.
+fn baseline_namespaces(policy: &ffb_policy::sandbox::SandboxPolicy, learn: bool) -> Vec<Namespace> {
+    let privileged = has_capability(CAP_SYS_ADMIN);
+    let mut baseline = vec![Namespace::Ipc, Namespace::Mount];
+    if !privileged {
         baseline.insert(0, Namespace::User);
     }
-    baseline.retain(|ns| !policy.contains(ns));
+    let tcp = !policy.network.connect_tcp.is_empty() || !policy.network.bind_tcp.is_empty();
+    if privileged && !tcp && !learn {
+        baseline.push(Namespace::Net);
+    }
+    baseline.retain(|ns| !policy.namespaces.contains(ns));
     baseline
 }

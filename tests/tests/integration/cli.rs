@@ -27,7 +27,7 @@ use ffb_tests::cli::{
     call_args, ffb, ffb_run, path_str, read_all, refused, run, single_json_object,
     wait_with_deadline, Run, Scratch, Sentinel, DEADLINE,
 };
-use ffb_tests::procfs::{proc_stat, processes, ProcStat};
+use ffb_tests::procfs::{namespaced_pid, proc_stat, processes, ProcStat};
 use ffb_tests::{fixture_lib, hostile_lib};
 use serde_json::{json, Value as Json};
 
@@ -1038,14 +1038,19 @@ fn session_eof_exits_0_and_leaves_no_helper_behind() {
     let mut s = Session::start(fixture_lib(), &[]);
     let token = s.ok(json!(1), NEW, json!([1]));
     assert_eq!(s.ok(json!(2), NEXT, json!([token])), json!(1));
-    let helper = s.ok(json!(3), GETPID, json!([])).as_i64().expect("a pid") as i32;
+    // As the helper counts it: in the fork server's pid namespace.
+    let reported = s.ok(json!(3), GETPID, json!([])).as_i64().expect("a pid");
     let session_pid = s.pid();
 
     let watched = descendants(session_pid);
-    let (comm, _) = watched.get(&helper).unwrap_or_else(|| {
-        panic!("the helper {helper} is not among the session's descendants {watched:?}")
-    });
-    assert_eq!(comm, "ffb-shim", "{watched:?}");
+    let helper = watched
+        .keys()
+        .copied()
+        .find(|&pid| namespaced_pid(pid) == Some(reported))
+        .unwrap_or_else(|| {
+            panic!("the helper {reported} is not among the session's descendants {watched:?}")
+        });
+    assert_eq!(watched[&helper].0, "ffb-shim", "{watched:?}");
 
     let (code, rest, stderr) = s.finish();
     assert_eq!(code, 0, "{stderr}");

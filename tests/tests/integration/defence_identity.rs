@@ -26,6 +26,7 @@ use ffb_contract::wire::OWN_ID_BASE;
 use ffb_loader::{Bridge, ErrorKind, SandboxPolicy, Value};
 use ffb_tests::bridge::i64_of;
 use ffb_tests::cli::{self, ffb_run, path_str, Scratch};
+use ffb_tests::procfs::namespaced_pid;
 use ffb_tests::{bridge_builder, hostile_lib};
 use serde_json::{json, Value as Json};
 
@@ -186,26 +187,28 @@ fn a_helper_can_neither_kill_nor_limit_another_helper() {
             "{what}: {e}"
         ),
     };
+    // The victim as the attacker can name it: in the fork server's pid
+    // namespace, which both share.
+    let victim_there = namespaced_pid(victim_pid).expect("the victim's pid");
     let mut attacker = ids_bridge(ids_policy(&dir));
     let killed = attacker.call_by_name(
         "ffb_attack_kill",
-        &[Value::I64(victim_pid.into()), Value::I64(libc::SIGKILL.into())],
+        &[Value::I64(victim_there), Value::I64(libc::SIGKILL.into())],
     );
     refused(killed, "kill");
     let mut attacker = ids_bridge(ids_policy(&dir));
     let limited = attacker.call_by_name(
         "ffb_attack_prlimit_nofile",
-        &[Value::I64(victim_pid.into()), Value::I64(3)],
+        &[Value::I64(victim_there), Value::I64(3)],
     );
     refused(limited, "prlimit");
     assert_eq!(nofile(victim_pid), before, "the victim's limit changed");
     // The control: on itself, prlimit works.
-    let own = victim.helper_pid().unwrap();
     assert_eq!(
         call_i64(
             &mut victim,
             "ffb_attack_prlimit_nofile",
-            &[Value::I64(own.into()), Value::I64(32)]
+            &[Value::I64(victim_there), Value::I64(32)]
         ),
         0
     );

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use ffb_loader::{Bridge, ErrorKind, SandboxPolicy, Value};
 use ffb_tests::bridge::{crashed, i64_of, violation};
 use ffb_tests::cli::{self, Scratch};
+use ffb_tests::procfs::namespaced_pid;
 use ffb_tests::{bridge_builder, load_bridge};
 
 const ENXIO: i64 = 6;
@@ -26,6 +27,7 @@ const EACCES: i64 = 13;
 const EPERM: i64 = 1;
 const ENOENT: i64 = 2;
 const EINVAL: i64 = 22;
+const EROFS: i64 = 30;
 
 fn attack_lib() -> &'static Path {
     Path::new(env!("FFB_ATTACK_PROCESS_LIB"))
@@ -429,6 +431,12 @@ impl Drop for DumpableChild {
     }
 }
 
+/// Two layers stand between a helper and another's memory, and each is
+/// shown on its own: `/proc` is read-only in every helper's mount
+/// namespace, so no write through `/proc/PID/mem` opens at all, not even
+/// into a process the helper could otherwise write; and a read, which the
+/// mount allows, is refused by identity (another uid, non-dumpable) while
+/// the same read of a dumpable process of the helper's own identity works.
 #[test]
 fn a_helper_cannot_write_another_helpers_memory() {
     let dir = Scratch::new("mem");
@@ -436,39 +444,43 @@ fn a_helper_cannot_write_another_helpers_memory() {
         "ffb_attack_victim_addr() -> i64",
         "ffb_attack_victim_value() -> i64",
         "ffb_attack_write_mem(i64, i64, i64) -> i64",
+        "ffb_attack_read_mem(i64, i64) -> i64",
     ];
     let mut a = attack(allow_all_policy(&dir), &decls);
     let mut b = attack(allow_all_policy(&dir), &decls);
     let victim = call_i64(&mut b, "ffb_attack_victim_addr", &[]);
     let b_pid = b.helper_pid().unwrap();
 
-    // The control: the same write into a dumpable process of the same
-    // identity works, so the route is open and the policy allows it. (On a
+    // The control: a dumpable process of the helper's own identity. (On a
     // root host that identity is the attacker's own uid, no longer root's.)
     let a_uid = helper_uid(a.helper_pid().unwrap());
     let child = DumpableChild::start(a_uid);
-    let wrote = call_i64(
-        &mut a,
-        "ffb_attack_write_mem",
-        &[
-            Value::I64(child.0.into()),
-            Value::I64(CHILD_VICTIM.as_ptr() as i64),
-            Value::I64(666),
-        ],
+    let child_victim = [
+        Value::I64(child.0.into()),
+        Value::I64(CHILD_VICTIM.as_ptr() as i64),
+    ];
+    let read = call_i64(&mut a, "ffb_attack_read_mem", &child_victim);
+    assert_eq!(read, 4242, "the read route is open to a process of its own identity");
+    let mut write_child = child_victim.to_vec();
+    write_child.push(Value::I64(666));
+    let wrote = call_i64(&mut a, "ffb_attack_write_mem", &write_child);
+    assert_eq!(
+        (wrote, child.victim()),
+        (-EROFS, 4242),
+        "/proc is read-only: not even that process's memory opens for writing"
     );
-    assert_eq!((wrote, child.victim()), (8, 666));
     assert_eq!(CHILD_VICTIM.load(Ordering::Relaxed), 4242);
 
-    let wrote = call_i64(
-        &mut a,
-        "ffb_attack_write_mem",
-        &[
-            Value::I64(b_pid.into()),
-            Value::I64(victim),
-            Value::I64(666),
-        ],
+    let b_victim = [Value::I64(b_pid.into()), Value::I64(victim)];
+    let read = call_i64(&mut a, "ffb_attack_read_mem", &b_victim);
+    assert!(read == -EACCES || read == -EPERM, "read another helper's memory: {read}");
+    let mut write_b = b_victim.to_vec();
+    write_b.push(Value::I64(666));
+    let wrote = call_i64(&mut a, "ffb_attack_write_mem", &write_b);
+    assert!(
+        wrote == -EROFS || wrote == -EACCES || wrote == -EPERM,
+        "{wrote}"
     );
-    assert!(wrote == -EACCES || wrote == -EPERM, "{wrote}");
     assert_eq!(call_i64(&mut b, "ffb_attack_victim_value", &[]), 4242);
     assert_eq!(b.helper_pid(), Some(b_pid));
 }
@@ -494,7 +506,10 @@ fn one_helper_cannot_use_up_the_users_signal_queue() {
     let queued = call_i64(
         &mut b,
         "ffb_attack_sigqueue_flood",
-        &[Value::I64(pid.into()), Value::I64(200_000)],
+        &[
+            Value::I64(namespaced_pid(pid).expect("the helper's own pid")),
+            Value::I64(200_000),
+        ],
     );
     assert!(queued >= 1 && queued as u64 <= cap, "queued {queued}");
 

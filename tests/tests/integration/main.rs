@@ -35,6 +35,7 @@ modules!(
     batch,
     cli,
     defence_identity,
+    defence_namespaces,
     defence_imported,
     defence_output,
     defence_process,

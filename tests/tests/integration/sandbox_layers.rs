@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ffb_loader::{Bridge, SandboxPolicy, Value};
 use ffb_policy::sandbox::{Identity, Namespace};
 use ffb_tests::bridge::violation;
-use ffb_tests::procfs::has_ended;
+use ffb_tests::procfs::{children_of, has_ended, namespaced_pid, PID_NAMESPACE_INIT};
 use ffb_tests::{bridge_builder, ffb_bin, hostile_lib, shim_bin};
 
 const SYS_GETPID: i64 = 39;
@@ -122,6 +122,20 @@ fn run_as_switches_user_and_keeps_nothing_else() {
     assert_eq!(syscall0(&mut b, SYS_GETUID), 65534);
 }
 
+/// The one helper of the `ffb` process `session`: the child of its fork
+/// server that is not the fork server's pid namespace init.
+fn session_helper(session: i32) -> i32 {
+    let servers = children_of(session);
+    let helpers: Vec<i32> = servers
+        .iter()
+        .flat_map(|(server, _, _)| children_of(*server))
+        .filter(|(_, _, comm)| comm != PID_NAMESPACE_INIT)
+        .map(|(pid, _, _)| pid)
+        .collect();
+    assert_eq!(helpers.len(), 1, "one helper below {session}: {servers:?}");
+    helpers[0]
+}
+
 /// The helper dies with the host, even when the host is killed outright.
 #[test]
 fn helpers_die_with_a_killed_host() {
@@ -144,8 +158,16 @@ fn helpers_die_with_a_killed_host() {
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     let reply: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let helper = reply["ret"].as_i64().expect("the helper's pid") as i32;
-    assert!(std::path::Path::new(&format!("/proc/{helper}")).exists());
+    let in_namespace = reply["ret"].as_i64().expect("the helper's pid");
+    // The helper counts its pid in the fork server's pid namespace; the
+    // host's own count is found from outside, below the session's fork
+    // server.
+    let helper = session_helper(session.id() as i32);
+    assert_eq!(
+        namespaced_pid(helper),
+        Some(in_namespace),
+        "helper {helper} is the one that answered"
+    );
     session.kill().unwrap();
     session.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -197,20 +219,25 @@ fn sonames_are_found_through_the_hosts_library_path() {
 fn kill_zero_from_another_process_group_is_a_violation() {
     let p = SandboxPolicy::pure().allow("setpgid").unwrap();
     let mut b = bridge_builder(hostile_lib(), &[SYSCALL6, "ffb_kill_pid(i64, i32) -> i32"])
+        .policy(p.clone())
+        .load()
+        .unwrap();
+    // A group to join: the host's is out of the helper's pid namespace, but
+    // another helper's, which leads its own, is in it.
+    let other = bridge_builder(hostile_lib(), &[SYSCALL6])
         .policy(p)
         .load()
         .unwrap();
+    let other_group = namespaced_pid(other.helper_pid().unwrap()).expect("the other helper");
     // Signal 0 only probes: were the check missing, nothing would be hurt.
     let own = b
         .call_by_name("ffb_kill_pid", &[Value::I64(0), Value::I32(0)])
         .unwrap();
     assert_eq!(own.ret, Value::I32(0), "its own group is fine");
-    // SAFETY: getpgrp takes no arguments, cannot fail and touches no memory.
-    let host_group = unsafe { libc::getpgrp() } as i64;
-    let mut args = vec![Value::I64(109), Value::I64(0), Value::I64(host_group)];
+    let mut args = vec![Value::I64(109), Value::I64(0), Value::I64(other_group)];
     args.extend((0..4).map(|_| Value::I64(0)));
     let joined = b.call_by_name("ffb_syscall6", &args).unwrap();
-    assert_eq!(joined.ret, Value::I64(0), "setpgid into the host's group");
+    assert_eq!(joined.ret, Value::I64(0), "setpgid into the other helper's group");
     let e = b
         .call_by_name("ffb_kill_pid", &[Value::I64(0), Value::I32(0)])
         .unwrap_err();
