@@ -477,7 +477,19 @@ fn own_identity(
         // where a capless uid 0 could (but owns nothing: no chmod, chown or
         // explicit times on root's files). Otherwise, without Landlock no
         // write is bounded: nothing beyond what others may write.
-        dac_write: learn || (bounded && !fs.write.is_empty()),
+        // Not with a metadata call granted: write access alone lets a
+        // process set a file's times to now and its user.* attributes, and
+        // Landlock confines neither, so CAP_DAC_OVERRIDE would extend them
+        // to every file. The write grants then work where the helper's own
+        // uid may write (lint says so).
+        dac_write: learn || (bounded && !fs.write.is_empty() && !grants_metadata(&spec.policy)),
+    })
+}
+
+/// Whether the policy lets any call that changes file metadata run.
+fn grants_metadata(policy: &ffb_policy::sandbox::SandboxPolicy) -> bool {
+    policy.rules.iter().any(|rule| {
+        rule.action.runs() && ffb_policy::lint::METADATA_SYSCALLS.contains(&rule.syscall.as_str())
     })
 }
 

@@ -38,6 +38,7 @@ const WRITE_FILE: &str = "ffb_write_file(cstr, bytes, u64) -> i32";
 const CHMOD: &str = "ffb_chmod(cstr, u32) -> i32";
 const BACKDATE: &str = "ffb_backdate(cstr, i64) -> i32";
 const TAG: &str = "ffb_tag(cstr, cstr, cstr) -> i32";
+const TOUCH_NOW: &str = "ffb_touch_now(cstr) -> i32";
 
 const IDS: &[&str] = &[
     "ffb_attack_uid() -> i64",
@@ -305,6 +306,54 @@ fn granted_metadata_calls_cannot_touch_a_root_owned_file() {
     let after = (meta.mode(), meta.mtime(), meta.uid(), fs::read(&target).unwrap());
     assert_eq!(after, before, "mode, mtime, owner or content changed");
     assert_eq!(xattr_len(&target), -1, "the file was tagged");
+}
+
+/// With a write grant as well, the metadata calls still cannot touch a
+/// root-owned file outside the grants: a policy that grants a metadata
+/// call gets no `CAP_DAC_OVERRIDE` for its write grants (which then work
+/// where the helper's own uid may write, a 0777 directory here), so setting
+/// the times to *now* or a `user.*` attribute, which write access alone
+/// would allow, is refused too.
+#[test]
+fn with_a_write_grant_metadata_calls_still_cannot_touch_a_root_owned_file() {
+    let dir = Scratch::new("identity-metadata-write");
+    let granted = root_dir(&dir, "granted", 0o777);
+    let outside = root_dir(&dir, "outside", 0o755);
+    let target = victim_file(&outside, "touch-me");
+    let policy = dir.file(
+        "metadata-write.toml",
+        format!(
+            "extends = \"pure\"\n[seccomp]\nallow = [\"open\", \"openat\", \"write\", \"close\", \"utimensat\", \"setxattr\"]\n\n[filesystem]\nwrite = [\"{}\"]\n",
+            granted.display()
+        ),
+    );
+    let meta = fs::metadata(&target).unwrap();
+    let before = (meta.mtime(), meta.mtime_nsec(), fs::read(&target).unwrap());
+    // The control, from outside as root: a twin can be touched and tagged.
+    let twin = victim_file(&outside, "twin");
+    let name = std::ffi::CString::new("user.ffb").unwrap();
+    let c = std::ffi::CString::new(path_str(&twin)).unwrap();
+    // SAFETY: live NUL-terminated strings, and a 3-byte value buffer.
+    let tagged = unsafe { libc::setxattr(c.as_ptr(), name.as_ptr(), b"yes".as_ptr().cast(), 3, 0) };
+    assert_eq!(tagged, 0, "this filesystem takes user xattrs");
+
+    let t = path_str(&target);
+    let touched = ret(&call(imported_lib(), &policy, TOUCH_NOW, &[t]));
+    let tag = ret(&call(imported_lib(), &policy, TAG, &[t, "user.ffb", "tagged"]));
+    if root_host() {
+        assert!(touched == -EACCES || touched == -EPERM, "utimensat(now): {touched}");
+        assert!(tag == -EACCES || tag == -EPERM, "setxattr: {tag}");
+    }
+    let meta = fs::metadata(&target).unwrap();
+    let after = (meta.mtime(), meta.mtime_nsec(), fs::read(&target).unwrap());
+    assert_eq!(after, before, "mtime or content changed");
+    assert_eq!(xattr_len(&target), -1, "the file was tagged");
+    // The write grant itself still works, where the helper's uid may write.
+    let inside = granted.join("inside.txt");
+    let lib = path_str(hostile_lib());
+    let j = call(lib, &policy, WRITE_FILE, &[path_str(&inside), "written", "7"]);
+    assert_eq!(ret(&j), 0, "{j}");
+    assert_eq!(fs::read_to_string(&inside).unwrap(), "written");
 }
 
 /// A write grant to a root-owned directory (mode 0755) still works: the
