@@ -4,10 +4,22 @@
 # among them), and the docs (broken links are errors). Then it builds the
 # binaries the integration tests drive (ffb, ffb-shim) and runs every unit,
 # integration and doc test. Extra arguments go to `cargo test`.
+#
+# First it runs scripts/setup.sh, which installs the ODBC packages the tests
+# need when they are missing. The tests run against real servers and
+# drivers: a private PostgreSQL (scripts/postgres.sh) and a private unixODBC
+# configuration with PostgreSQL and SQLite DSNs (scripts/odbc.sh), started
+# just before `cargo test` and removed on exit, also when a step fails or on
+# Ctrl-C. Their FFB_TEST_PG_*, FFB_TEST_ODBC_*, ODBCSYSINI and ODBCINI
+# variables are exported to the tests, which fail, naming what is missing,
+# when run without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*" >&2; }
+
+step "scripts/setup.sh"
+scripts/setup.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -17,6 +29,33 @@ step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 step "cargo build --bins"
 cargo build --workspace --bins --locked
+step "start the test PostgreSQL server and ODBC configuration"
+# Stops whatever was started, keeping the script's exit status.
+cleanup() {
+    local rc=$?
+    if [[ -n ${FFB_TEST_ODBC_DIR:-} ]]; then
+        scripts/odbc.sh stop "$FFB_TEST_ODBC_DIR" || rc=1
+    fi
+    if [[ -n ${FFB_TEST_PG_DIR:-} ]]; then
+        scripts/postgres.sh stop "$FFB_TEST_PG_DIR" || rc=1
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# Not `eval "$(...)"`: a failed start must stop the script.
+unset FFB_TEST_PG_DIR FFB_TEST_ODBC_DIR
+# libpq fills in whatever a conninfo leaves out from PG* variables (PGSSLMODE,
+# PGOPTIONS, PGSERVICE...); the tests must see only the private server.
+while read -r var; do unset "$var"; done < <(compgen -e | grep '^PG' || true)
+pg_env=$(scripts/postgres.sh start)
+eval "$pg_env"
+odbc_env=$(scripts/odbc.sh start)
+eval "$odbc_env"
+printf 'PostgreSQL 15 on %s and 127.0.0.1:%s; ODBC DSNs in %s\n' \
+    "$FFB_TEST_PG_SOCKET_DIR" "$FFB_TEST_PG_PORT" "$ODBCINI" >&2
+
 step "cargo test"
 # Doc examples run real helpers: they find the freshly built ffb-shim here.
 export FFB_SHIM="$PWD/target/debug/ffb-shim"

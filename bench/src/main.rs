@@ -22,13 +22,15 @@
 //!
 //! One run, in order ([`run`]): the timer, helper start ([`spawn`]), hot calls
 //! and batches ([`hot`]), the payload sweep ([`sweep`]), zero copy
-//! ([`zero_copy`]), the helper's CPU time and wake-ups ([`idle`]), calls under
-//! load ([`load`]); then the targets ([`targets`]) and the report ([`text`],
-//! [`json`], [`plot`]).
+//! ([`zero_copy`]), a 100k-row SQLite SELECT by fetch program, in process
+//! and one call per cell ([`fetch`]), the helper's CPU time and wake-ups
+//! ([`idle`]), calls under load ([`load`]); then the targets ([`targets`])
+//! and the report ([`text`], [`json`], [`plot`]).
 
 mod baselines;
 mod children;
 mod context;
+mod fetch;
 mod fixture;
 mod format;
 mod hot;
@@ -42,6 +44,7 @@ mod procfs;
 mod progress;
 mod report;
 mod spawn;
+mod sql_postgres;
 mod sweep;
 mod targets;
 mod text;
@@ -185,6 +188,8 @@ fn run(args: &Args) -> Result<(), String> {
     sweep::payloads(&mut r, &plan, &inproc, &hot, &mut baselines);
     sweep::memcpy_floor(&mut r, &plan);
     zero_copy::measure(&mut r, &plan, &lib, &hot)?;
+    fetch::measure(&mut r, &plan)?;
+    sql_postgres::measure(&mut r, &plan)?;
     let pid = idle::helper_cpu(&mut r, &plan, &hot)?;
     idle::first_call(&mut r, &plan, &hot, &mut baselines.futex);
     idle::burst(&mut r, &plan, &hot, pid);

@@ -55,6 +55,8 @@ enum Figure {
     VersusFutex(&'static str, bool),
     /// Another row's median ÷ this one's, shown as both throughputs.
     Rates(&'static str, Rate),
+    /// This row's median ÷ another's, both shown: "1.3x in-process (40 ms vs 31 ms)".
+    Over(&'static str, &'static str),
 }
 
 /// A throughput made from a median.
@@ -119,7 +121,7 @@ const OVER_LOADS: &str = "median over loads";
 
 /// Every target, in id order.
 #[rustfmt::skip]
-const GOALS: [Goal; 13] = [
+const GOALS: [Goal; 15] = [
     goal("bridge_null/blk", "hot null call ≤ 0.30 µs", AtMost, 300.0, Latency, BLOCK_TIMED),
     goal("bridge_null/blk", "hot null call ≥ 100x faster than the unix socket", AtLeast, 100.0, Times("socket_null/blk", "the socket"), "block-timed medians of both"),
     goal("helper_idle_cpu", "idle helper uses ≤ 1 % of a core", AtMost, 1.0, Percent, "utime+stime from /proc/<pid>/stat"),
@@ -133,6 +135,8 @@ const GOALS: [Goal; 13] = [
     goal(POLICY_ROWS, "policy compile + helper start ≤ 5 ms (issue 3)", AtMost, 5e6, Latency, OVER_LOADS),
     goal("spawn_cold", "first (cold) helper start ≤ 10 ms", AtMost, 1e7, Latency, "one sample"),
     goal("batch_1000", "batch of 1,000 calls ≥ 5x the calls/s of one at a time", AtLeast, 5.0, Rates("single_1000", Rate::Calls), "medians, interleaved"),
+    goal("sqlite_fetch_100k", "100k-row x 4-col SQLite SELECT by fetch program ≤ 1.5x in-process libsqlite3 (issue 10)", AtMost, 1.5, Over("sqlite_inproc_100k", "in-process"), "medians of whole scans, interleaved"),
+    goal("sqlite_fetch_100k", "the same SELECT ≥ 5x faster by fetch program than one call per cell", AtLeast, 5.0, Times("sqlite_per_cell_100k", "one call per cell"), "medians of whole scans"),
 ];
 
 /// Judges every target on the rows of `r`.
@@ -177,6 +181,14 @@ fn judge(r: &mut Report, row: &str, goal: &Goal) {
                 human(futex)
             );
             (x, shown)
+        }
+        Over(other, what) => {
+            let base = r.median(other);
+            let x = v / base;
+            (
+                x,
+                format!("{}x {what} ({} vs {})", fmt_ratio(x), human(v), human(base)),
+            )
         }
         Rates(slower_row, rate) => {
             let slower = r.median(slower_row);

@@ -1,6 +1,6 @@
-//! From the flags `ffb call` and `ffb session` share (`--lib`, `--policy`,
-//! `--bridge-mode`, ...) to a bridge builder, with every flag checked
-//! before anything is spawned.
+//! From the flags `ffb call` and `ffb session` share (`--lib` or
+//! `--manifest`, `--policy`, `--bridge-mode`, ...) to a bridge builder, with
+//! every flag checked before anything is spawned.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,7 +9,9 @@ use std::time::Duration;
 use clap::Args;
 use ffb_loader::{Bridge, BridgeBuilder, BridgeMode, Error, ErrorKind, SandboxPolicy};
 use ffb_policy::diagnostics::PolicyFileError;
+use ffb_policy::manifest::Manifest;
 use ffb_policy::source::load_policy;
+use serde_json::json;
 
 use crate::output::{print_warnings, report, report_policy};
 
@@ -18,13 +20,22 @@ pub struct LoadArgs {
     /// Allow loading native code (or set FFB_BRIDGE_MODE=1).
     #[arg(long)]
     pub bridge_mode: bool,
-    /// The library: a path, or a soname such as libz.so.1.
-    #[arg(long, value_name = "PATH_OR_SONAME")]
-    pub lib: String,
+    /// The library: a path, or a soname such as libz.so.1. With --manifest it
+    /// overrides the manifest's library (e.g. a build of it at a path).
+    #[arg(
+        long,
+        value_name = "PATH_OR_SONAME",
+        required_unless_present = "manifest"
+    )]
+    pub lib: Option<String>,
+    /// An extension manifest (docs/manifests.md): the library, its functions,
+    /// handles and policy. Functions are then called by name.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
     /// Sandbox policy: a preset (pure, fs-read, db-client) or a policy file (TOML,
-    /// Docker/OCI or seccompiler JSON).
-    #[arg(long, value_name = "FILE_OR_PRESET", default_value = "pure")]
-    pub policy: String,
+    /// Docker/OCI or seccompiler JSON) [default: the manifest's, else pure].
+    #[arg(long, value_name = "FILE_OR_PRESET")]
+    pub policy: Option<String>,
     /// Append one JSON line per violation, crash, timeout, resource-limit hit and
     /// respawn to this file.
     #[arg(long, value_name = "FILE")]
@@ -80,7 +91,11 @@ pub fn bridge_disabled() -> Error {
 /// Loads a policy (a preset or a file) and checks that it compiles. The error
 /// is one line: `FILE:LINE:COL: what is wrong`.
 pub fn load_checked(spec: &str) -> Result<SandboxPolicy, PolicyFileError> {
-    let policy = load_policy(spec)?;
+    compiles(load_policy(spec)?, spec)
+}
+
+/// `policy`, once it is known to compile; `spec` names it in the error.
+fn compiles(policy: SandboxPolicy, spec: &str) -> Result<SandboxPolicy, PolicyFileError> {
     if let Err(e) = policy.compile() {
         return Err(PolicyFileError {
             path: spec.to_string(),
@@ -111,15 +126,67 @@ fn check_audit_log(path: &Path) -> Result<(), Error> {
         })
 }
 
-/// The builder for `--lib`, `--policy` and the other load options. Every
-/// option is checked here, before anything is spawned; a failure has already
-/// been reported and its exit code is returned.
-pub fn builder(load: &LoadArgs, json_output: bool) -> Result<BridgeBuilder, ExitCode> {
-    let policy = load_checked(&load.policy).map_err(|e| report_policy(&e, json_output))?;
+/// Reads and checks an extension manifest (nothing is loaded).
+pub fn load_manifest(path: &Path) -> Result<Manifest, PolicyFileError> {
+    Manifest::load(path)
+}
+
+/// Reports an invalid manifest (or its invalid policy): `ffb: FILE:LINE:COL:
+/// what is wrong` on stderr, or a `load_failed` object on stdout; exit status 2.
+pub fn report_manifest(error: &PolicyFileError, json_output: bool) -> ExitCode {
+    if json_output {
+        let e = Error::new(ErrorKind::LoadFailed, error.to_string());
+        println!("{}", json!({"ok": false, "error": e.to_json()}));
+    } else {
+        eprintln!("ffb: {error}");
+    }
+    ExitCode::from(crate::exit::USAGE)
+}
+
+/// A manifest's policy, loaded and known to compile.
+pub fn manifest_policy(m: &Manifest) -> Result<SandboxPolicy, PolicyFileError> {
+    compiles(m.load_policy()?, &m.policy_spec())
+}
+
+/// The manifest `--manifest` names, read and checked; `None` without the
+/// flag. A bad manifest has already been reported and its exit code is returned.
+pub fn manifest(load: &LoadArgs, json_output: bool) -> Result<Option<Manifest>, ExitCode> {
+    match &load.manifest {
+        None => Ok(None),
+        Some(path) => load_manifest(path)
+            .map(Some)
+            .map_err(|e| report_manifest(&e, json_output)),
+    }
+}
+
+/// The builder for `--lib` or `--manifest`, `--policy` and the other load
+/// options. Every option is checked here, before anything is spawned; a
+/// failure has already been reported and its exit code is returned.
+pub fn builder(
+    load: &LoadArgs,
+    manifest: Option<&Manifest>,
+    json_output: bool,
+) -> Result<BridgeBuilder, ExitCode> {
+    let policy = match (&load.policy, manifest) {
+        (Some(spec), _) => load_checked(spec).map_err(|e| report_policy(&e, json_output))?,
+        (None, Some(m)) => manifest_policy(m).map_err(|e| report_manifest(&e, json_output))?,
+        (None, None) => load_checked("pure").map_err(|e| report_policy(&e, json_output))?,
+    };
     print_warnings(&policy);
-    let b = Bridge::builder(load.lib.clone())
+    let library = match (&load.lib, manifest) {
+        (Some(lib), _) => lib.clone(),
+        (None, Some(m)) => m.library.clone(),
+        (None, None) => {
+            let e = Error::new(ErrorKind::BadArgument, "give --lib or --manifest");
+            return Err(report(&e, json_output, true));
+        }
+    };
+    let mut b = Bridge::builder(library)
         .bridge_mode(bridge_mode(load.bridge_mode))
         .policy(policy);
+    if let Some(m) = manifest {
+        b = b.manifest(m).map_err(|e| report(&e, json_output, true))?;
+    }
     let mut b = with_run_options(
         b,
         load.timeout_ms,

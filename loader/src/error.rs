@@ -47,6 +47,17 @@ pub enum ErrorKind {
     StaleHandle,
     /// The helper broke the protocol (garbage in the arena); it was killed.
     Protocol,
+    /// The foreign library itself reported a failure: a database driver's
+    /// syntax error, missing table, constraint violation or failed
+    /// authentication. The helper is fine; the message is the driver's.
+    Foreign {
+        /// Which driver said so: `sqlite`, `postgres` or `odbc`.
+        driver: String,
+        /// The driver's own code, as text: SQLite's extended result code in
+        /// decimal (`"1"`, `"2067"`), a SQLSTATE for PostgreSQL and ODBC
+        /// (`"42P01"`).
+        code: String,
+    },
 }
 
 impl ErrorKind {
@@ -65,6 +76,7 @@ impl ErrorKind {
             ErrorKind::Exited { .. } => "exited",
             ErrorKind::StaleHandle => "stale_handle",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::Foreign { .. } => "foreign",
         }
     }
 
@@ -144,6 +156,9 @@ impl fmt::Display for Error {
                 write!(f, "policy_violation ({syscall}, nr {nr}): {}", self.message)
             }
             ErrorKind::Exited { code } => write!(f, "exited ({code}): {}", self.message),
+            ErrorKind::Foreign { driver, code } => {
+                write!(f, "foreign ({driver} {code}): {}", self.message)
+            }
             kind => write!(f, "{}: {}", kind.name(), self.message),
         }
     }
@@ -169,6 +184,18 @@ impl Error {
         }
     }
 
+    /// A failure the foreign library reported itself ([`ErrorKind::Foreign`]):
+    /// `driver`'s `code` and its own `message`.
+    pub fn foreign(driver: &str, code: impl ToString, message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorKind::Foreign {
+                driver: driver.to_string(),
+                code: code.to_string(),
+            },
+            message,
+        )
+    }
+
     /// The stable name of the kind.
     pub fn kind_name(&self) -> &'static str {
         self.kind.name()
@@ -187,6 +214,10 @@ impl Error {
                 map.insert("nr".into(), json!(nr));
             }
             ErrorKind::Exited { code } => {
+                map.insert("code".into(), json!(code));
+            }
+            ErrorKind::Foreign { driver, code } => {
+                map.insert("driver".into(), json!(driver));
                 map.insert("code".into(), json!(code));
             }
             _ => {}
@@ -261,6 +292,13 @@ mod tests {
         );
         let e = Error::new(ErrorKind::Exited { code: 7 }, "y");
         assert_eq!(e.to_json()["code"], 7);
+        let e = Error::foreign("sqlite", 1, "no such table: t");
+        assert_eq!(
+            e.to_json(),
+            json!({"kind":"foreign","driver":"sqlite","code":"1","message":"no such table: t"})
+        );
+        assert_eq!(e.to_string(), "foreign (sqlite 1): no such table: t");
+        assert!(!e.kind.ends_helper());
         assert_eq!(signal_name(11), "SIGSEGV");
     }
 

@@ -89,16 +89,20 @@ mod error;
 mod forkserver;
 mod helper;
 mod learn;
+mod manifest;
 mod pool;
+pub mod sql;
 mod value;
 
 pub use bridge::{
-    call_effects, BatchFailure, Bridge, BridgeBuilder, BridgeMode, CallOutput, FunctionId,
-    SharedBuffer, DEFAULT_ARENA, DEFAULT_MAX_CSTR,
+    call_effects, BatchFailure, Bridge, BridgeBuilder, BridgeMode, CallOutput, Cell, Cmp, FetchEnd,
+    FetchProgram, FetchProgramBuilder, FetchState, FunctionId, Operand, Section, SharedBuffer,
+    DEFAULT_ARENA, DEFAULT_MAX_CSTR, DEFAULT_PAGE_ROWS, DEFAULT_PINNED_LIMIT,
 };
 pub use error::{signal_name, Error, ErrorKind, Result};
 pub use ffb_abi::effects::{EffectSet, WORST_CASE};
 pub use ffb_abi::signature::Signature;
+pub use ffb_policy::manifest::Manifest;
 pub use ffb_policy::sandbox::SandboxPolicy;
 pub use forkserver::{fork_server_pid, shutdown_fork_servers};
 pub use learn::Learned;

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
+use crate::grants::GrantKind;
 use crate::hash::policy_hash;
 use crate::sandbox::{
     ArgCondition, CmpOp, SandboxPolicy, Target, FLOOR, LOADING_SYSCALLS, SUPERVISED_CONNECTS,
@@ -99,9 +100,13 @@ pub fn explain_text(p: &SandboxPolicy) -> String {
                 .collect::<Vec<_>>()
                 .join(" and ")
         };
+        let origin = r
+            .origin
+            .map(|kind| format!("  <- {}", grant_label(p, kind)))
+            .unwrap_or_default();
         let _ = writeln!(
             w,
-            "  {:<width$}  {:>4}  {:<12}  {conditions}",
+            "  {:<width$}  {:>4}  {:<12}  {conditions}{origin}",
             r.syscall,
             r.nr,
             r.action.to_string()
@@ -166,6 +171,13 @@ pub fn explain_text(p: &SandboxPolicy) -> String {
     let _ = writeln!(w, "  write:       {}", paths(&p.filesystem.write));
     let _ = writeln!(w, "  connect_tcp: {}", ports(&p.network.connect_tcp));
     let _ = writeln!(w, "  bind_tcp:    {}", ports(&p.network.bind_tcp));
+    if !p.connect_unix.is_empty() {
+        let _ = writeln!(
+            w,
+            "unix sockets (connect_unix; the host makes every connect, to these only): {}",
+            paths(&p.connect_unix)
+        );
+    }
     let l = &p.limits;
     let _ = writeln!(w, "limits:");
     let _ = writeln!(w, "  memory_mb:       {}", l.memory_mb);
@@ -197,6 +209,33 @@ pub fn explain_text(p: &SandboxPolicy) -> String {
     out
 }
 
+/// The grant behind a derived rule, as the policy file writes it:
+/// `[filesystem] write "/data"`, `[network] connect_tcp 5432, 5433`.
+pub fn grant_label(p: &SandboxPolicy, kind: GrantKind) -> String {
+    let granted = kind.granted(p);
+    if granted.is_empty() {
+        kind.section().to_string()
+    } else {
+        format!("{} {}", kind.section(), granted.join(", "))
+    }
+}
+
+/// What the policy grants of a kind, as JSON: path strings or port numbers.
+fn granted_json(p: &SandboxPolicy, kind: GrantKind) -> Value {
+    let paths = |v: &[std::path::PathBuf]| {
+        json!(v
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>())
+    };
+    match kind {
+        GrantKind::Write => paths(&p.filesystem.write),
+        GrantKind::Read => paths(&p.filesystem.read),
+        GrantKind::ConnectTcp => json!(p.network.connect_tcp),
+        GrantKind::ConnectUnix => paths(&p.connect_unix),
+    }
+}
+
 fn condition_json(c: &ArgCondition) -> Value {
     let mut v = json!({ "index": c.index, "op": c.op.name(), "value": c.value });
     if let CmpOp::MaskedEq(mask) = c.op {
@@ -208,10 +247,12 @@ fn condition_json(c: &ArgCondition) -> Value {
 /// The policy as machine-readable JSON:
 ///
 /// `{"name", "hash", "default_action", "rules": [{"syscall", "nr", "action",
-/// "conditions": [{"index", "op", "value", "mask"?}]}], "floor": [{"syscall",
+/// "conditions": [{"index", "op", "value", "mask"?}], "granted_by": {"section",
+/// "values"} or null}], "floor": [{"syscall",
 /// "reason", "only_when"?}], "supervised_signals", "supervised_targets",
 /// "supervised_connects", "loading_only",
-/// "filesystem": {"read", "write"}, "network": {"connect_tcp", "bind_tcp"},
+/// "filesystem": {"read", "write"}, "network": {"connect_tcp", "bind_tcp",
+/// "connect_unix"},
 /// "limits": {...}, "namespaces": [...], "run_as": {"name", "uid", "gid"} or
 /// null, "warnings": [...]}`. Actions are written as in policy files
 /// (`allow`, `kill`, `log`, `errno:EPERM`).
@@ -225,6 +266,10 @@ pub fn explain_json(p: &SandboxPolicy) -> Value {
             "nr": r.nr,
             "action": r.action.to_string(),
             "conditions": r.conditions.iter().map(condition_json).collect::<Vec<_>>(),
+            "granted_by": r.origin.map(|kind| json!({
+                "section": kind.section(),
+                "values": granted_json(p, kind),
+            })),
         })).collect::<Vec<_>>(),
         "floor": FLOOR.iter().map(|e| {
             let mut v = json!({ "syscall": e.syscall, "reason": e.reason });
@@ -241,7 +286,11 @@ pub fn explain_json(p: &SandboxPolicy) -> Value {
             "read": p.filesystem.read.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "write": p.filesystem.write.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         },
-        "network": { "connect_tcp": p.network.connect_tcp, "bind_tcp": p.network.bind_tcp },
+        "network": {
+            "connect_tcp": p.network.connect_tcp,
+            "bind_tcp": p.network.bind_tcp,
+            "connect_unix": p.connect_unix.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        },
         "limits": {
             "memory_mb": p.limits.memory_mb,
             "cpu_seconds": p.limits.cpu_seconds,
@@ -292,6 +341,50 @@ mod tests {
         ] {
             assert!(t.contains(needle), "missing {needle:?} in\n{t}");
         }
+    }
+
+    #[test]
+    fn derived_rules_name_the_grant_that_brought_them_in() {
+        let p = SandboxPolicy::fs_read()
+            .with_grants(&crate::grants::Grants {
+                write: vec!["/data".into(), "/srv/db".into()],
+                connect_tcp: vec![5432],
+                ..Default::default()
+            })
+            .unwrap();
+        let t = explain_text(&p);
+        let line = |syscall: &str, tail: &str| {
+            t.lines()
+                .find(|l| l.trim_start().starts_with(&format!("{syscall} ")) && l.ends_with(tail))
+                .unwrap_or_else(|| panic!("no {syscall} line ending {tail:?} in\n{t}"))
+                .to_string()
+        };
+        let openat = line("openat", "<- [filesystem] write \"/data\", \"/srv/db\"");
+        assert!(openat.contains("any arguments"), "{openat}");
+        line("fsync", "<- [filesystem] write \"/data\", \"/srv/db\"");
+        let socket = line("socket", "<- [network] connect_tcp 5432");
+        assert!(socket.contains("arg0 == 2"), "{socket}");
+        // fs-read's own openat names no grant.
+        assert!(t
+            .lines()
+            .any(|l| l.contains("openat") && l.contains("0x643") && !l.contains("<-")));
+        let j = explain_json(&p);
+        let fsync = j["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["syscall"] == "fsync")
+            .unwrap();
+        assert_eq!(fsync["granted_by"]["section"], "[filesystem] write");
+        assert_eq!(fsync["granted_by"]["values"][1], "/srv/db");
+        let socket = j["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["syscall"] == "socket")
+            .unwrap();
+        assert_eq!(socket["granted_by"]["values"], json!([5432]));
+        assert_eq!(j["rules"][0]["granted_by"], Value::Null);
     }
 
     #[test]

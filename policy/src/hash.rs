@@ -21,6 +21,8 @@ pub fn policy_hash(p: &SandboxPolicy) -> String {
         limits: &'a Limits,
         filesystem: &'a FilesystemRules,
         network: &'a NetworkRules,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        connect_unix: &'a [std::path::PathBuf],
         namespaces: &'a [Namespace],
         run_as: &'a Option<Identity>,
         #[serde(skip_serializing_if = "is_true")]
@@ -35,6 +37,7 @@ pub fn policy_hash(p: &SandboxPolicy) -> String {
         limits: &p.limits,
         filesystem: &p.filesystem,
         network: &p.network,
+        connect_unix: &p.connect_unix,
         namespaces: &p.namespaces,
         run_as: &p.run_as,
         confine: p.confine,

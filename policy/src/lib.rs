@@ -14,6 +14,8 @@
 //! * [`errno`]: errno names and numbers; [`identity`]: `run_as` users and
 //!   groups; [`kernel`]: the running kernel's version, for imported profiles.
 //! * [`hash`]: [`policy_hash`](hash::policy_hash), a policy's fingerprint for audit logs.
+//! * [`manifest`]: extension manifests: a library's functions, handles and policy.
+//! * [`grants`]: the paths, ports and sockets a policy grants, and the syscalls derived from them.
 //! * [`lint`]: findings about valid policies that are probably not meant for production.
 //! * [`explain`]: what a policy does, as a table or as JSON.
 //! * [`syscalls`]: x86_64 syscall names and numbers.
@@ -34,10 +36,12 @@ pub mod bpf;
 pub mod diagnostics;
 pub mod errno;
 pub mod explain;
+pub mod grants;
 pub mod hash;
 pub mod identity;
 pub mod kernel;
 pub mod lint;
+pub mod manifest;
 pub mod sandbox;
 pub mod source;
 mod syscall_table;

@@ -34,9 +34,11 @@
 //! * [`arena`]: the helper's mapping of the shared arena, and the rule for
 //!   touching it.
 //! * [`ffi`]: declared functions and the libffi call.
+//! * [`fetch`]: fetch programs, a page of rows per request.
 //! * [`serve`]: the serve loop.
 
 mod arena;
+mod fetch;
 mod ffi;
 mod helper;
 mod lockdown;

@@ -66,6 +66,9 @@ impl Server {
                 Some(Op::Call) => self.call(),
                 Some(Op::Declare) => self.declare_from_arena(),
                 Some(Op::Batch) => self.batch(),
+                Some(Op::Fetch) => {
+                    crate::fetch::serve(&self.arena, &self.functions, &mut self.slots)
+                }
                 None => bad_request("unknown op"),
             };
             let message_len = message.map_or(0, |text| self.arena.write_message(&text));

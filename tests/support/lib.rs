@@ -14,6 +14,9 @@
 //! * [`cli`]: run the `ffb` binary as a real process under a watchdog and
 //!   check its output, for the command-line tests.
 //! * [`rng`]: the small seeded generator behind the fuzz tests.
+//! * [`postgres`] / [`odbc`]: the private PostgreSQL server and ODBC DSNs
+//!   that `scripts/test.sh` starts, and libpq and the ODBC driver manager
+//!   loaded in process; without them these panic, naming what is missing.
 //!
 //! The tests themselves are three binaries (see `tests/integration/main.rs`):
 //! `integration` holds every test that can share a process, `errors` and
@@ -25,8 +28,11 @@ use std::path::{Path, PathBuf};
 pub mod bridge;
 pub mod cli;
 pub mod in_process;
+pub mod odbc;
+pub mod postgres;
 pub mod procfs;
 pub mod rng;
+pub mod sql_corpus;
 
 pub use bridge::{bridge_builder, fixture_bridge, hostile_bridge, load_bridge};
 pub use procfs::{child_processes, memfd_mappings, open_fds};

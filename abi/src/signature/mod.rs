@@ -13,6 +13,13 @@
 //! assert_eq!(sig.value_arity(), 2);
 //! assert_eq!(sig.to_string(), "hash(cstr, out[32], *u64) -> i32");
 //!
+//! // Handles may name their kind, so a statement cannot pass for a connection.
+//! let prepare: Signature = "prepare(handle<db>, cstr, i32, *handle<stmt>, *u64) -> i32".parse().unwrap();
+//! assert_eq!(prepare.arg_kind(0), Some("db"));
+//! assert_eq!(prepare.arg_kind(3), Some("stmt"));
+//! assert_eq!(prepare.arg_kind(1), None);
+//! assert_eq!(prepare.to_string(), "prepare(handle<db>, cstr, i32, *handle<stmt>, *u64) -> i32");
+//!
 //! let err = Signature::parse("f(int)").unwrap_err();
 //! assert_eq!(err.column, 3);
 //! assert!(err.message.contains("did you mean i32?"));
@@ -144,7 +151,8 @@ impl ScalarType {
 pub enum Pointee {
     /// `*i32` and friends: a single scalar the callee may read or write.
     Scalar(ScalarType),
-    /// `*handle`: a slot receiving or holding an opaque pointer.
+    /// `*handle` (or `*handle<kind>`): a slot receiving or holding an opaque
+    /// pointer.
     Handle,
 }
 
@@ -169,7 +177,9 @@ pub enum ArgType {
     Out(usize),
     /// A pointer to a single value in shared memory.
     Ptr(Pointee),
-    /// An opaque pointer value previously returned by the library.
+    /// An opaque pointer value previously returned by the library; written
+    /// `handle`, or `handle<kind>` to accept only handles of that kind (see
+    /// [`Signature::arg_kinds`]).
     Handle,
 }
 
@@ -200,11 +210,17 @@ pub enum RetType {
     Scalar(ScalarType),
     /// A NUL-terminated string, copied out of the helper.
     CStr,
-    /// An opaque pointer value to pass back later.
+    /// An opaque pointer value to pass back later; `handle<kind>` gives it a
+    /// kind (see [`Signature::ret_kind`]).
     Handle,
 }
 
 /// A parsed C signature.
+///
+/// Handle kinds (`handle<stmt>`) live beside the types, in
+/// [`arg_kinds`](Self::arg_kinds) and [`ret_kind`](Self::ret_kind), so that
+/// [`ArgType`] and [`RetType`] stay small `Copy` values for the code that
+/// builds calls and only needs to know that a handle is a pointer.
 ///
 /// ```
 /// use ffb_abi::signature::{RetType, Signature};
@@ -221,12 +237,39 @@ pub struct Signature {
     pub args: Vec<ArgType>,
     /// The return type.
     pub ret: RetType,
+    /// The kind named by each `handle<kind>` or `*handle<kind>` argument, by
+    /// position, and `None` for every other argument. Empty when no argument
+    /// names a kind (what the parser produces then), else as long as `args`.
+    pub arg_kinds: Vec<Option<String>>,
+    /// The kind named by a `-> handle<kind>` return, if any.
+    pub ret_kind: Option<String>,
 }
 
 impl Signature {
     /// Parses `name(type, ...) -> ret`; a missing `-> ret` means `void`.
     pub fn parse(s: &str) -> Result<Signature, SignatureError> {
         parse::Parser::new(s).signature()
+    }
+
+    /// The kind argument `index` (0-based) declares: `Some("stmt")` for
+    /// `handle<stmt>` or `*handle<stmt>`, `None` for an untyped handle or any
+    /// other type.
+    pub fn arg_kind(&self, index: usize) -> Option<&str> {
+        self.arg_kinds.get(index).and_then(|k| k.as_deref())
+    }
+
+    /// Argument `index` as written, with its kind: `handle<db>`, `*u64`.
+    pub fn arg_text(&self, index: usize) -> String {
+        let ty = self.args[index];
+        match self.arg_kind(index) {
+            Some(kind) => format!("{ty}<{kind}>"),
+            None => ty.to_string(),
+        }
+    }
+
+    /// The kind a `-> handle<kind>` return declares.
+    pub fn ret_kind(&self) -> Option<&str> {
+        self.ret_kind.as_deref()
     }
 
     /// The number of arguments the caller supplies values for (all but
@@ -252,11 +295,9 @@ impl Signature {
         if given == expected {
             return None;
         }
-        let types: Vec<String> = self
-            .args
-            .iter()
-            .filter(|a| a.takes_value())
-            .map(ToString::to_string)
+        let types: Vec<String> = (0..self.args.len())
+            .filter(|&i| self.args[i].takes_value())
+            .map(|i| self.arg_text(i))
             .collect();
         Some(format!(
             "{} takes {expected} argument{} ({}) but {given} {} given",
@@ -323,8 +364,15 @@ impl fmt::Display for Signature {
                 f.write_str(", ")?;
             }
             write!(f, "{a}")?;
+            if let Some(kind) = self.arg_kind(i) {
+                write!(f, "<{kind}>")?;
+            }
         }
-        write!(f, ") -> {}", self.ret)
+        write!(f, ") -> {}", self.ret)?;
+        if let Some(kind) = self.ret_kind() {
+            write!(f, "<{kind}>")?;
+        }
+        Ok(())
     }
 }
 

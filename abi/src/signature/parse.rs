@@ -11,6 +11,14 @@ use super::{
 };
 use crate::cursor::{is_ident_start, is_word_char, ColumnError, Cursor};
 
+/// An argument type as written, with its kind: `handle<db>`, `*handle<stmt>`.
+fn written(ty: ArgType, kind: Option<&str>) -> String {
+    match kind {
+        Some(kind) => format!("{ty}<{kind}>"),
+        None => ty.to_string(),
+    }
+}
+
 impl ColumnError for SignatureError {
     fn at(column: usize, message: String) -> Self {
         SignatureError { column, message }
@@ -24,16 +32,17 @@ type Res<T> = Result<T, SignatureError>;
 
 /// The argument types, for "expected one of" in messages.
 pub(super) const EXPECTED_ARG: &str =
-    "i8 i16 i32 i64 u8 u16 u32 u64 isize usize f32 f64 cstr bytes out[N] *T handle";
+    "i8 i16 i32 i64 u8 u16 u32 u64 isize usize f32 f64 cstr bytes out[N] *T handle handle<kind>";
 /// The return types, for "expected one of" in messages.
 pub(super) const EXPECTED_RET: &str =
-    "void i8 i16 i32 i64 u8 u16 u32 u64 isize usize f32 f64 cstr handle";
+    "void i8 i16 i32 i64 u8 u16 u32 u64 isize usize f32 f64 cstr handle handle<kind>";
 const ONLY_POINTEES: &str = "only scalars and handle can be pointed to (e.g. *i32, *handle)";
 
 /// A type as written, before deciding whether it is legal where it appears:
-/// every argument type, or `void`.
+/// every argument type (with the kind of a `handle<kind>` or
+/// `*handle<kind>`), or `void`.
 enum Ty {
-    Arg(ArgType),
+    Arg(ArgType, Option<String>),
     Void,
 }
 
@@ -74,18 +83,29 @@ impl Parser {
             });
         }
         self.bump();
-        let args = self.args()?;
-        let ret = self.ret()?;
-        Ok(Signature { name, args, ret })
+        let (args, mut arg_kinds) = self.args()?;
+        let (ret, ret_kind) = self.ret()?;
+        if arg_kinds.iter().all(Option::is_none) {
+            // The canonical form: no kinds, no vector (see Signature::arg_kinds).
+            arg_kinds.clear();
+        }
+        Ok(Signature {
+            name,
+            args,
+            ret,
+            arg_kinds,
+            ret_kind,
+        })
     }
 
-    /// Parses the argument list; the cursor is just past `(` and ends just
-    /// past `)`.
-    fn args(&mut self) -> Res<Vec<ArgType>> {
+    /// Parses the argument list and each argument's handle kind; the cursor
+    /// is just past `(` and ends just past `)`.
+    fn args(&mut self) -> Res<(Vec<ArgType>, Vec<Option<String>>)> {
         let mut args = Vec::new();
+        let mut kinds = Vec::new();
         if self.peek() == Some(')') {
             self.bump();
-            return Ok(args);
+            return Ok((args, kinds));
         }
         if self.at("void") {
             let save = self.column();
@@ -93,7 +113,7 @@ impl Parser {
             let alone = !self.current().is_some_and(is_word_char) && self.peek() == Some(')');
             if alone {
                 self.bump();
-                return Ok(args);
+                return Ok((args, kinds));
             }
             self.seek(save);
         }
@@ -130,7 +150,10 @@ impl Parser {
             }
             let ty = self.ty(Position::Arg)?;
             args.push(match ty {
-                Ty::Arg(a) => a,
+                Ty::Arg(a, kind) => {
+                    kinds.push(kind);
+                    a
+                }
                 Ty::Void => {
                     return self.err(
                         col,
@@ -148,7 +171,7 @@ impl Parser {
                 }
                 Some(')') => {
                     self.bump();
-                    return Ok(args);
+                    return Ok((args, kinds));
                 }
                 None => {
                     return self.err(
@@ -162,7 +185,7 @@ impl Parser {
                         col,
                         format!(
                             "unexpected {found} after argument type {}: write only types, without parameter names",
-                            args[args.len() - 1]
+                            written(args[args.len() - 1], kinds[kinds.len() - 1].as_deref())
                         ),
                     );
                 }
@@ -177,10 +200,11 @@ impl Parser {
         }
     }
 
-    /// Parses the optional `-> ret` and checks nothing follows it.
-    fn ret(&mut self) -> Res<RetType> {
+    /// Parses the optional `-> ret` (and its handle kind) and checks nothing
+    /// follows it.
+    fn ret(&mut self) -> Res<(RetType, Option<String>)> {
         if self.peek().is_none() {
-            return Ok(RetType::Void);
+            return Ok((RetType::Void, None));
         }
         if !self.at("->") {
             return self.err_found(|found| {
@@ -195,26 +219,32 @@ impl Parser {
         if self.peek().is_none() {
             return self.err(col, "expected a return type after '->', found end of input");
         }
+        let mut kind = None;
         let ret = match self.ty(Position::Ret)? {
             Ty::Void => RetType::Void,
-            Ty::Arg(ArgType::Scalar(s)) => RetType::Scalar(s),
-            Ty::Arg(ArgType::CStr) => RetType::CStr,
-            Ty::Arg(ArgType::Handle) => RetType::Handle,
-            Ty::Arg(ArgType::Bytes) => {
+            Ty::Arg(ArgType::Scalar(s), _) => RetType::Scalar(s),
+            Ty::Arg(ArgType::CStr, _) => RetType::CStr,
+            Ty::Arg(ArgType::Handle, k) => {
+                kind = k;
+                RetType::Handle
+            }
+            Ty::Arg(ArgType::Bytes, _) => {
                 return self.err(
                     col,
                     "a function cannot return bytes: the bridge cannot know the length; \
                      return cstr or use an out[N] argument",
                 );
             }
-            Ty::Arg(ArgType::Out(_)) => {
+            Ty::Arg(ArgType::Out(_), _) => {
                 return self.err(
                     col,
                     "a function cannot return out[N]: out buffers are arguments the callee fills; \
                      declare it as an argument and return void or a status code",
                 );
             }
-            Ty::Arg(ArgType::Ptr(p)) => {
+            Ty::Arg(ArgType::Ptr(p), k) => {
+                let p = written(ArgType::Ptr(p), k.as_deref());
+                let p = &p[1..];
                 return self.err(
                     col,
                     format!(
@@ -227,7 +257,7 @@ impl Parser {
         if self.peek().is_some() {
             return self.err_found(|found| format!("unexpected {found} after the return type"));
         }
-        Ok(ret)
+        Ok((ret, kind))
     }
 
     fn ty(&mut self, position: Position) -> Res<Ty> {
@@ -236,18 +266,19 @@ impl Parser {
         match self.peek() {
             Some('*') => {
                 self.bump();
-                self.pointee(col).map(|p| Ty::Arg(ArgType::Ptr(p)))
+                self.pointee(col)
+                    .map(|(p, kind)| Ty::Arg(ArgType::Ptr(p), kind))
             }
             Some(c) if is_ident_start(c) => {
                 let w = self.word();
                 let ty = match w.as_str() {
-                    "cstr" => Ty::Arg(ArgType::CStr),
-                    "bytes" => Ty::Arg(ArgType::Bytes),
-                    "handle" => Ty::Arg(ArgType::Handle),
-                    "out" => Ty::Arg(ArgType::Out(self.out_len()?)),
+                    "cstr" => Ty::Arg(ArgType::CStr, None),
+                    "bytes" => Ty::Arg(ArgType::Bytes, None),
+                    "handle" => Ty::Arg(ArgType::Handle, self.kind()?),
+                    "out" => Ty::Arg(ArgType::Out(self.out_len()?), None),
                     "void" if !self.followed_by('*') => Ty::Void,
                     other => match ScalarType::from_name(other) {
-                        Some(s) => Ty::Arg(ArgType::Scalar(s)),
+                        Some(s) => Ty::Arg(ArgType::Scalar(s), None),
                         None => {
                             self.seek(col);
                             return self.unknown(position, false);
@@ -277,8 +308,45 @@ impl Parser {
         }
     }
 
-    /// Parses what follows `*`; `star_col` is where the `*` was.
-    fn pointee(&mut self, star_col: usize) -> Res<Pointee> {
+    /// Parses the optional `<kind>` after `handle`: a C identifier between
+    /// angle brackets, spaces allowed around it.
+    fn kind(&mut self) -> Res<Option<String>> {
+        if !self.followed_by('<') {
+            return Ok(None);
+        }
+        self.skip_ws();
+        self.bump();
+        self.skip_ws();
+        let col = self.column();
+        match self.current() {
+            Some(c) if is_ident_start(c) => {}
+            Some('>') => {
+                return self.err(
+                    col,
+                    "empty handle kind: write handle<NAME> (e.g. handle<stmt>), or handle for any kind",
+                );
+            }
+            _ => {
+                return self.err_found(|found| {
+                    format!(
+                        "expected a handle kind after '<' (a name such as stmt or sqlite3), found {found}"
+                    )
+                });
+            }
+        }
+        let kind = self.word();
+        if self.peek() != Some('>') {
+            return self.err_found(|found| {
+                format!("expected '>' to close handle<{kind}>, found {found} (a kind is one name)")
+            });
+        }
+        self.bump();
+        Ok(Some(kind))
+    }
+
+    /// Parses what follows `*`, and the kind of a `*handle<kind>`;
+    /// `star_col` is where the `*` was.
+    fn pointee(&mut self, star_col: usize) -> Res<(Pointee, Option<String>)> {
         let col = {
             self.skip_ws();
             self.column()
@@ -291,10 +359,10 @@ impl Parser {
             Some(c) if is_ident_start(c) => {
                 let w = self.word();
                 if let Some(s) = ScalarType::from_name(&w) {
-                    return Ok(Pointee::Scalar(s));
+                    return Ok((Pointee::Scalar(s), None));
                 }
                 let why = match w.as_str() {
-                    "handle" => return Ok(Pointee::Handle),
+                    "handle" => return Ok((Pointee::Handle, self.kind()?)),
                     "cstr" | "bytes" => "it is already passed as a pointer; drop the '*'",
                     "out" => "out[N] is already a buffer the callee writes; drop the '*'",
                     "void" if !self.followed_by('*') => "use handle for an opaque pointer",

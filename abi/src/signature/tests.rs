@@ -99,6 +99,8 @@ fn display_round_trips() {
                 name: format!("fn_{i}"),
                 args: vec![*a, args[(i + 7) % args.len()], args[(i * 3) % args.len()]],
                 ret: r,
+                arg_kinds: Vec::new(),
+                ret_kind: None,
             };
             let text = sig.to_string();
             assert_eq!(p(&text), sig, "via {text:?}");
@@ -107,6 +109,8 @@ fn display_round_trips() {
             name: "_All9".into(),
             args: args.clone(),
             ret: r,
+            arg_kinds: Vec::new(),
+            ret_kind: None,
         };
         assert_eq!(p(&all.to_string()), all);
     }
@@ -114,6 +118,8 @@ fn display_round_trips() {
         name: "f".into(),
         args: vec![],
         ret: RetType::Void,
+        arg_kinds: Vec::new(),
+        ret_kind: None,
     };
     assert_eq!(none.to_string(), "f() -> void");
     assert_eq!(p("f() -> void"), none);
@@ -330,4 +336,94 @@ fn from_str_matches_parse() {
     let s = "f(handle) -> handle";
     assert_eq!(s.parse::<Signature>().unwrap(), p(s));
     assert_eq!("f(".parse::<Signature>().unwrap_err(), perr("f("));
+}
+
+#[test]
+fn handle_kinds_parse_and_round_trip() {
+    let sig = p("prepare( handle < db >, cstr, i32, * handle<stmt>, *u64 ) -> i32");
+    assert_eq!(
+        sig.args,
+        [
+            ArgType::Handle,
+            ArgType::CStr,
+            ArgType::Scalar(ScalarType::I32),
+            ArgType::Ptr(Pointee::Handle),
+            ArgType::Ptr(Pointee::Scalar(ScalarType::U64)),
+        ]
+    );
+    assert_eq!(
+        sig.arg_kinds,
+        [Some("db".into()), None, None, Some("stmt".into()), None]
+    );
+    assert_eq!(
+        (sig.arg_kind(0), sig.arg_kind(3), sig.arg_kind(9)),
+        (Some("db"), Some("stmt"), None)
+    );
+    let text = sig.to_string();
+    assert_eq!(
+        text,
+        "prepare(handle<db>, cstr, i32, *handle<stmt>, *u64) -> i32"
+    );
+    assert_eq!(p(&text), sig);
+
+    let open = p("open(cstr) -> handle<sqlite3_db>");
+    assert_eq!(
+        (open.ret, open.ret_kind()),
+        (RetType::Handle, Some("sqlite3_db"))
+    );
+    assert!(open.arg_kinds.is_empty());
+    assert_eq!(open.to_string(), "open(cstr) -> handle<sqlite3_db>");
+    assert_eq!(p(&open.to_string()), open);
+
+    // Untyped handles stay as they were: no kinds at all, so a signature
+    // without kinds equals its old self.
+    let untyped = p("f(handle, *handle) -> handle");
+    assert!(untyped.arg_kinds.is_empty() && untyped.ret_kind.is_none());
+    assert_ne!(p("f(handle<a>)"), p("f(handle)"));
+    assert_ne!(p("f(handle<a>)"), p("f(handle<b>)"));
+    // Kinds show in arity messages, as written.
+    assert_eq!(
+        p("finalize(handle<stmt>) -> i32")
+            .arity_mismatch(0)
+            .unwrap(),
+        "finalize takes 1 argument (handle<stmt>) but 0 were given"
+    );
+}
+
+#[test]
+fn handle_kind_errors_with_columns() {
+    let cases: &[(&str, usize, &[&str])] = &[
+        ("f(handle<>)", 10, &["empty handle kind", "handle<NAME>"]),
+        ("f(handle<1x>)", 10, &["expected a handle kind", "'1'"]),
+        (
+            "f(handle<a b>)",
+            12,
+            &["expected '>' to close handle<a>", "'b'"],
+        ),
+        ("f(handle<a)", 11, &["expected '>'", "')'"]),
+        ("f(handle<a", 11, &["expected '>'", "end of input"]),
+        ("f(*handle<>)", 11, &["empty handle kind"]),
+        (
+            "f() -> handle<",
+            15,
+            &["expected a handle kind", "end of input"],
+        ),
+        (
+            "f() -> *handle<x>",
+            8,
+            &["cannot return a pointer (*handle<x>)"],
+        ),
+        (
+            "f(handle<db> name)",
+            14,
+            &["'name'", "after argument type handle<db>"],
+        ),
+    ];
+    for &(input, column, needles) in cases {
+        let e = perr(input);
+        assert_eq!(e.column, column, "{input:?}: {e}");
+        for needle in needles {
+            assert!(e.message.contains(needle), "{input:?}: {e}");
+        }
+    }
 }

@@ -1,31 +1,38 @@
 //! `ffb call`: one call (or `--repeat N`) on a fresh helper, its result on
-//! stdout as a line or one JSON object.
+//! stdout as a line or one JSON object. The function is given by `--sig`,
+//! or with `--manifest` by its name (the first argument).
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use ffb_loader::{BridgeMode, Error, ErrorKind, Signature};
+use ffb_loader::{BridgeMode, Error, ErrorKind, Manifest, Signature};
 use serde_json::{json, Value as Json};
 
 use crate::args::{arg_from_text, values_for};
-use crate::load::{bridge_disabled, bridge_mode, builder, LoadArgs};
+use crate::load::{bridge_disabled, bridge_mode, builder, manifest, LoadArgs};
 use crate::output::{report, success_json, success_line};
 
 #[derive(Args)]
 pub struct CallArgs {
     #[command(flatten)]
     load: LoadArgs,
-    /// The function's signature, e.g. 'crc32(u64, bytes, u32) -> u64'.
-    #[arg(long, value_name = "SIG")]
-    sig: String,
+    /// The function's signature, e.g. 'crc32(u64, bytes, u32) -> u64'. With
+    /// --manifest, give the function's name as the first argument instead.
+    #[arg(
+        long,
+        value_name = "SIG",
+        required_unless_present = "manifest",
+        conflicts_with = "manifest"
+    )]
+    sig: Option<String>,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     json: bool,
     /// Call N times on one helper and report timings.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     repeat: u64,
-    /// One argument per parameter that takes one.
+    /// One argument per parameter that takes one (with --manifest: FUNC first).
     #[arg(value_name = "ARG")]
     args: Vec<String>,
 }
@@ -36,26 +43,29 @@ pub fn run(args: CallArgs) -> ExitCode {
     if bridge_mode(args.load.bridge_mode) != BridgeMode::Enabled {
         return report(&bridge_disabled(), json_output, true);
     }
-    let sig = match Signature::parse(&args.sig) {
-        Ok(sig) => sig,
-        Err(e) => {
-            let e = Error::new(
-                ErrorKind::BadSignature,
-                format!("--sig '{}': {e}", args.sig),
-            );
-            return report(&e, json_output, true);
-        }
+    let manifest = match manifest(&args.load, json_output) {
+        Ok(m) => m,
+        Err(code) => return code,
     };
-    let values = match values_for(&sig, &args.args, |ty, text, i| arg_from_text(ty, text, i)) {
+    let (sig, given) = match function(manifest.as_ref(), args.sig.as_deref(), &args.args) {
+        Ok(found) => found,
+        Err(e) => return report(&e, json_output, true),
+    };
+    let values = match values_for(&sig, given, |ty, text, i| arg_from_text(ty, text, i)) {
         Ok(v) => v,
         Err(e) => return report(&e, json_output, true),
     };
-    let builder = match builder(&args.load, json_output) {
+    let builder = match builder(&args.load, manifest.as_ref(), json_output) {
         Ok(b) => b,
         Err(code) => return code,
     };
+    let builder = if manifest.is_some() {
+        builder
+    } else {
+        builder.declare(sig.to_string())
+    };
     let started = Instant::now();
-    let mut bridge = match builder.declare(sig.to_string()).load() {
+    let mut bridge = match builder.load() {
         Ok(b) => b,
         Err(e) => return report(&e, json_output, false),
     };
@@ -87,6 +97,37 @@ pub fn run(args: CallArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The function to call and the arguments for it: `--sig` and every
+/// argument, or with a manifest the function named by the first argument
+/// and the rest.
+fn function<'a>(
+    manifest: Option<&Manifest>,
+    sig: Option<&str>,
+    args: &'a [String],
+) -> Result<(Signature, &'a [String]), Error> {
+    let Some(m) = manifest else {
+        let text =
+            sig.ok_or_else(|| Error::new(ErrorKind::BadArgument, "give --sig or --manifest"))?;
+        let sig = Signature::parse(text)
+            .map_err(|e| Error::new(ErrorKind::BadSignature, format!("--sig '{text}': {e}")))?;
+        return Ok((sig, args));
+    };
+    let Some((name, rest)) = args.split_first() else {
+        return Err(Error::new(
+            ErrorKind::BadArgument,
+            format!(
+                "with --manifest, give the function's name first \
+                 (ffb describe --manifest {} lists them)",
+                m.origin
+            ),
+        ));
+    };
+    let f = m
+        .function(name)
+        .ok_or_else(|| Error::new(ErrorKind::BadArgument, m.unknown_function(name)))?;
+    Ok((f.signature.clone(), rest))
 }
 
 /// What `--repeat N` reports: the spread of N call times, in nanoseconds,

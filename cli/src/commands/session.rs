@@ -2,16 +2,18 @@
 //! long-lived helper until EOF.
 //!
 //! A bad line gets an error object, with the request's `id` when it has
-//! one, and the session goes on.
+//! one, and the session goes on. With `--manifest`, a request may name a
+//! declared function (`"fn": "name"`) instead of giving its `"sig"`.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use clap::Args;
-use ffb_loader::{Bridge, BridgeMode, Error, ErrorKind};
+use ffb_loader::{Bridge, BridgeMode, CallOutput, Error, ErrorKind, Manifest};
 use serde_json::{json, Map, Value as Json};
 
-use crate::load::{bridge_disabled, bridge_mode, builder, LoadArgs};
+use crate::args::{arg_from_json, values_for};
+use crate::load::{bridge_disabled, bridge_mode, builder, manifest, LoadArgs};
 use crate::output::{report, success_json};
 use crate::request::Request;
 
@@ -25,7 +27,11 @@ pub fn run(args: SessionArgs) -> ExitCode {
     if bridge_mode(args.load.bridge_mode) != BridgeMode::Enabled {
         return report(&bridge_disabled(), true, true);
     }
-    let builder = match builder(&args.load, true) {
+    let manifest = match manifest(&args.load, true) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let builder = match builder(&args.load, manifest.as_ref(), true) {
         Ok(b) => b,
         Err(code) => return code,
     };
@@ -40,7 +46,7 @@ pub fn run(args: SessionArgs) -> ExitCode {
         if line.trim().is_empty() {
             continue;
         }
-        let response = serve_line(&mut bridge, &line);
+        let response = serve_line(&mut bridge, manifest.as_ref(), &line);
         if writeln!(stdout, "{response}")
             .and_then(|_| stdout.flush())
             .is_err()
@@ -52,7 +58,7 @@ pub fn run(args: SessionArgs) -> ExitCode {
 }
 
 /// The response to one line: the result, or the error, with the request's id.
-fn serve_line(bridge: &mut Bridge, line: &str) -> Json {
+fn serve_line(bridge: &mut Bridge, manifest: Option<&Manifest>, line: &str) -> Json {
     let request: Json = match serde_json::from_str(line) {
         Ok(v) => v,
         Err(e) => {
@@ -66,11 +72,66 @@ fn serve_line(bridge: &mut Bridge, line: &str) -> Json {
         }
     };
     let id = request.get("id").cloned().unwrap_or(Json::Null);
-    let body = match Request::parse(&request).and_then(|r| r.call(bridge)) {
+    let result = if request.get("fn").is_some() {
+        call_by_name(bridge, manifest, &request)
+    } else {
+        Request::parse(&request).and_then(|r| r.call(bridge))
+    };
+    let body = match result {
         Ok(out) => success_json(&out),
         Err(e) => failure(&e),
     };
     with_id(id, body)
+}
+
+/// A `{"id", "fn", "args"}` request: a function the manifest declares, by name.
+fn call_by_name(
+    bridge: &mut Bridge,
+    manifest: Option<&Manifest>,
+    request: &Json,
+) -> Result<CallOutput, Error> {
+    let bad = |message: String| Error::new(ErrorKind::BadArgument, message);
+    let obj = request
+        .as_object()
+        .ok_or_else(|| bad("a request must be a JSON object".into()))?;
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "id" | "fn" | "args"))
+    {
+        let also = if key == "sig" {
+            " (give fn or sig, not both)"
+        } else {
+            ""
+        };
+        return Err(bad(format!(
+            "unknown key '{key}' (a request by name has id, fn and args){also}"
+        )));
+    }
+    let Some(manifest) = manifest else {
+        return Err(bad(
+            "\"fn\" names a function of a manifest: start the session with --manifest FILE, or give \"sig\"".into(),
+        ));
+    };
+    let name = obj
+        .get("fn")
+        .and_then(Json::as_str)
+        .ok_or_else(|| bad("\"fn\" must be a string".into()))?;
+    let decl = manifest
+        .function(name)
+        .ok_or_else(|| bad(manifest.unknown_function(name)))?;
+    let args = match obj.get("args") {
+        None => &[][..],
+        Some(Json::Array(a)) => a.as_slice(),
+        Some(_) => return Err(bad("\"args\" must be an array".into())),
+    };
+    let values = values_for(&decl.signature, args, arg_from_json)?;
+    let f = bridge.function(name).ok_or_else(|| {
+        Error::new(
+            ErrorKind::BadSignature,
+            format!("'{name}' was not declared on the bridge"),
+        )
+    })?;
+    bridge.call(f, &values)
 }
 
 fn failure(e: &Error) -> Map<String, Json> {

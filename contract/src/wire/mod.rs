@@ -1,7 +1,8 @@
 //! The wire between host and helper: the shared arena's layout
-//! ([`layout`]), the ops and statuses of a request ([`ops`]), the spawn
-//! request the fork server receives ([`spawn`]) and the messages of the
-//! handshake that follows ([`handshake`]).
+//! ([`layout`]), the ops and statuses of a request ([`ops`]), fetch
+//! programs ([`fetch`]), the spawn request the fork server receives
+//! ([`spawn`]) and the messages of the handshake that follows
+//! ([`handshake`]).
 //!
 //! Host and helper must come from the same build: [`WIRE_VERSION`] travels
 //! in every spawn request, and a mismatch is refused at spawn, never guessed
@@ -12,6 +13,7 @@
 //! The items most code needs are re-exported here, so `wire::Op` and
 //! `wire::CONTROL_SIZE` name the same things as their module paths.
 
+pub mod fetch;
 pub mod handshake;
 pub mod layout;
 pub mod ops;

@@ -49,6 +49,10 @@ wire_enum! {
         /// the offset of the results, one 64-bit word per call. `completed`
         /// counts the calls done.
         Batch = 3,
+        /// Run a fetch program ([`fetch`](super::fetch)): its request is in
+        /// `args` (indices in [`fetch::arg`](super::fetch::arg)), its answer and
+        /// page where `args` say. `ret` is unused.
+        Fetch = 4,
     }
 }
 

@@ -60,8 +60,10 @@ impl Bridge {
     /// the first failure. Each call is still a full fence, and the batch as a
     /// whole is one round trip.
     ///
-    /// Every argument of every call is checked before anything is sent. On a
-    /// failure, [`BatchFailure`] holds the outputs of the calls that completed,
+    /// Every argument of every call is checked before anything is sent, in
+    /// order and with the effect of the calls before it: a token that a close
+    /// function earlier in the batch closes is already stale for the calls
+    /// after it. On a failure, [`BatchFailure`] holds the outputs of the calls that completed,
     /// the index of the one that failed, and why; later calls did not run.
     ///
     /// ```
@@ -101,7 +103,16 @@ impl Bridge {
             return Ok(Vec::new());
         }
         self.ensure_helper().map_err(|e| fail(0, e))?;
-        let laid = self.lay_out_batch(calls)?;
+        self.handles.begin_batch();
+        let laid = self.lay_out_batch(calls);
+        self.handles.end_batch();
+        let laid = match laid {
+            Ok(laid) => laid,
+            Err(failure) => {
+                self.unpin_unsent(0..self.layout.len());
+                return Err(failure);
+            }
+        };
         let (completed, failure) = self.send_batch(calls.len());
         self.collect_batch(&laid, completed, failure)
     }
@@ -114,8 +125,9 @@ impl Bridge {
     ) -> std::result::Result<BatchLayout, BatchFailure> {
         let fail = BatchFailure::before_sending;
         let mut laid = Vec::with_capacity(calls.len());
-        let (functions, layout, ctx) = self.start_layout();
-        let (arena, limit) = (ctx.arena, ctx.limit);
+        let (functions, layout, mut ctx) = self.start_layout();
+        let arena = ctx.arena;
+        let limit = ctx.limit();
         // Records first (func, nargs, words), then buffers, then one result
         // word per call.
         let records_len: usize = calls
@@ -127,19 +139,25 @@ impl Bridge {
             .filter(|&end| end <= limit)
             .ok_or_else(|| fail(0, too_big(0, limit)))?;
         for (i, (f, args)) in calls.iter().enumerate() {
-            let sig = &functions[f.index].sig;
+            let declared = &functions[f.index];
+            let sig = &declared.sig;
             let header = (f.index as u64) | (sig.args.len() as u64) << 32;
             arena.write(record, &header.to_ne_bytes());
             let words_at = record + 8;
             let start = layout.len();
-            ctx.lay_out(sig, args, layout, &mut cursor, &mut |k, word| {
+            ctx.lay_out(declared, args, layout, &mut cursor, &mut |k, word| {
                 arena.write(words_at + 8 * k, &word.to_ne_bytes())
             })
             .map_err(|e| fail(i, e))?;
+            if let Some(arg) = declared.handles.closes {
+                // The calls after this one must see its token closed.
+                ctx.handles.doom(layout[start + arg].token());
+            }
             laid.push((*f, start..layout.len()));
             record = words_at + 8 * sig.args.len();
         }
         let results_at = cursor;
+        let limit = ctx.limit();
         if results_at + 8 * calls.len() > limit {
             return Err(fail(0, too_big(0, limit)));
         }
@@ -184,6 +202,13 @@ impl Bridge {
         }
     }
 
+    /// Settles calls that were sent but whose results are not decoded.
+    fn settle_batch(&mut self, calls: &[(FunctionId, Range<usize>)]) {
+        for (f, slots) in calls {
+            self.settle(*f, slots.clone());
+        }
+    }
+
     /// Decodes the results and copies out the out-values of the `completed`
     /// calls, then reports the `failure`, if any, with what completed.
     fn collect_batch(
@@ -199,17 +224,35 @@ impl Bridge {
         if let Some(helper) = self.helper.as_ref() {
             helper.arena().read_into(laid.results_at, &mut results);
         }
+        // Calls that ran, or may have (the one that failed), closed their
+        // tokens and keep their pins; calls after them never ran.
+        let sent = (completed + usize::from(failure.is_some())).min(laid.calls.len());
+        for (_, slots) in &laid.calls[sent..] {
+            self.unpin_unsent(slots.clone());
+        }
         for (i, (f, slots)) in laid.calls.iter().enumerate().take(completed) {
             let f = *f;
             let raw = u64::from_ne_bytes(results[8 * i..8 * i + 8].try_into().expect("8 bytes"));
             if failure.is_some() && raw != 0 && self.functions[f.index].sig.ret == RetType::CStr {
                 // The string lived in the helper, which is gone.
                 lost_string = true;
+                self.settle_batch(&laid.calls[i..sent]);
                 break;
             }
-            let ret = match self.decode_ret(f, raw) {
+            // In order, as the helper ran them: a token this call closes is
+            // gone before a pointer it returns is given a token.
+            self.settle(f, slots.clone());
+            let decoded = self.decode_ret(f, raw, slots.clone()).and_then(|ret| {
+                let mut out = Vec::new();
+                if !slots.is_empty() {
+                    self.copy_out(slots.clone(), &mut out)?;
+                }
+                Ok((ret, out))
+            });
+            let (ret, out) = match decoded {
                 Ok(v) => v,
                 Err(error) => {
+                    self.settle_batch(&laid.calls[i + 1..sent]);
                     let message = format!(
                         "{}; the calls after it in the batch ran, but their results are not reported",
                         error.message
@@ -221,10 +264,6 @@ impl Bridge {
                     });
                 }
             };
-            let mut out = Vec::new();
-            if !slots.is_empty() {
-                self.copy_out(slots.clone(), &mut out);
-            }
             outputs.push(CallOutput {
                 ret,
                 out,
@@ -234,6 +273,9 @@ impl Bridge {
         match failure {
             None => Ok(outputs),
             Some(error) => {
+                if !lost_string {
+                    self.settle_batch(&laid.calls[completed..sent]);
+                }
                 let index = outputs.len();
                 let f = laid.calls.get(completed).map(|r| r.0);
                 let mut error = self.failed(error, f);

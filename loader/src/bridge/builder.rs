@@ -10,8 +10,8 @@ use ffb_abi::signature::Signature;
 use ffb_contract::wire::MAX_WIRE_ARGS;
 use ffb_policy::sandbox::SandboxPolicy;
 
-use super::handles::HandleTable;
-use super::{next_generation, Bridge};
+use super::handles::{FnHandles, HandleTable, Kinds};
+use super::{next_generation, retained_bit, Bridge};
 use crate::audit::AuditLog;
 use crate::error::{err, Error, ErrorKind, Result};
 use crate::helper::{ExtensionOutput, HelperSpec};
@@ -40,6 +40,9 @@ impl BridgeMode {
 pub const DEFAULT_ARENA: usize = 64 << 20;
 /// Default bound on a returned `cstr`.
 pub const DEFAULT_MAX_CSTR: usize = 1 << 20;
+/// Default bound on the bytes retained buffers may pin in one helper's arena
+/// (at most half the arena's data area is ever used): 4 MiB.
+pub const DEFAULT_PINNED_LIMIT: usize = 4 << 20;
 /// Default cap on the extension's output file, for the whole bridge: 16 MiB.
 pub(crate) const DEFAULT_OUTPUT_LIMIT: u64 = 16 << 20;
 
@@ -74,6 +77,11 @@ pub struct BridgeBuilder {
     max_cstr: usize,
     audit_log: Option<PathBuf>,
     learn: bool,
+    /// Handle kinds: name, close function, parent kind.
+    handle_kinds: Vec<(String, Option<String>, Option<String>)>,
+    /// Retained arguments: function name, argument index.
+    retained: Vec<(String, usize)>,
+    pinned_limit: usize,
     /// Identifies this builder's declaration table in its [`FunctionId`]s.
     ///
     /// [`FunctionId`]: super::FunctionId
@@ -99,6 +107,9 @@ impl Bridge {
             max_cstr: DEFAULT_MAX_CSTR,
             audit_log: None,
             learn: false,
+            handle_kinds: Vec::new(),
+            retained: Vec::new(),
+            pinned_limit: DEFAULT_PINNED_LIMIT,
             table: next_generation(),
         }
     }
@@ -154,6 +165,72 @@ impl BridgeBuilder {
         learn(on: bool) => learn = on;
         /// Bound on a returned `cstr`, in bytes.
         max_cstr(bytes: usize) => max_cstr = bytes;
+        /// Bound on the bytes [retained](Self::retain) buffers may pin in one
+        /// helper's arena at once; past it, a call that would pin more fails
+        /// with `resource_limit`. At most half the arena's data area is used,
+        /// whatever this says. The default is [`DEFAULT_PINNED_LIMIT`].
+        pinned_limit(bytes: usize) => pinned_limit = bytes;
+    }
+
+    /// Declares a kind of handle, as named in `handle<kind>` in signatures:
+    /// the function that closes it (`closed_by`), and the kind it belongs to
+    /// (`parent`).
+    ///
+    /// * Calling `closed_by` with a token closes the token: later calls with
+    ///   it fail with `stale_handle` before anything is sent, so the library
+    ///   never sees the freed pointer. The token closes once the call is
+    ///   sent, whatever the function returns. The closed argument is the
+    ///   function's `handle` argument of this kind, else its first untyped
+    ///   `handle` argument.
+    /// * A token of this kind made by a call that took a token of the
+    ///   `parent` kind (`sqlite3_prepare_v2(db, ..., *stmt)`) belongs to that
+    ///   token, and closing the parent closes it too (statements die with
+    ///   their connection).
+    ///
+    /// ```
+    /// use ffb_loader::{Bridge, BridgeMode, ErrorKind, Value};
+    ///
+    /// let mut c = Bridge::builder("libc.so.6")
+    /// #   .shim(std::env::var_os("FFB_SHIM").unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/ffb-shim").into()))
+    ///     .bridge_mode(BridgeMode::Enabled)
+    ///     .declare("malloc(usize) -> handle<buf>")
+    ///     .declare("free(handle<buf>)")
+    ///     .handle_kind("buf", Some("free"), None)
+    ///     .load()?;
+    /// let buf = c.call_by_name("malloc", &[Value::Usize(64)])?.ret;
+    /// c.call_by_name("free", &[buf.clone()])?;
+    /// // A double free never reaches the library.
+    /// let e = c.call_by_name("free", &[buf]).unwrap_err();
+    /// assert_eq!(e.kind, ErrorKind::StaleHandle);
+    /// assert!(e.message.contains("(buf) was closed by free"), "{e}");
+    /// # Ok::<(), ffb_loader::Error>(())
+    /// ```
+    pub fn handle_kind(
+        mut self,
+        kind: &str,
+        closed_by: Option<&str>,
+        parent: Option<&str>,
+    ) -> Self {
+        self.handle_kinds.push((
+            kind.to_string(),
+            closed_by.map(str::to_string),
+            parent.map(str::to_string),
+        ));
+        self
+    }
+
+    /// Marks argument `arg` (0-based, as in [`CallOutput::out`]) of the
+    /// declared `function` as retained: the foreign code keeps the pointer
+    /// after the call (text bound with `SQLITE_STATIC`), so the buffer is
+    /// pinned in the arena instead of the per-call scratch area, and stays
+    /// there, unchanged, until the handle that owns it (the call's first
+    /// `handle` argument) is closed, or the helper ends. Only `cstr` and
+    /// `bytes` arguments can be retained; see [`pinned_limit`](Self::pinned_limit).
+    ///
+    /// [`CallOutput::out`]: crate::CallOutput::out
+    pub fn retain(mut self, function: &str, arg: usize) -> Self {
+        self.retained.push((function.to_string(), arg));
+        self
     }
 
     /// Declares a function to resolve at load time (`name(type, ...) -> ret`).
@@ -185,6 +262,24 @@ impl BridgeBuilder {
         let mut functions = Vec::new();
         for text in &self.declarations {
             functions.push(parse_signature(text)?);
+        }
+        let mut kinds = Kinds::default();
+        for (kind, closed_by, parent) in &self.handle_kinds {
+            kinds.set_rule(kind, closed_by.as_deref(), parent.as_deref())?;
+        }
+        let mut retained = vec![0u64; functions.len()];
+        for (function, arg) in &self.retained {
+            let Some(i) = functions.iter().rposition(|s| &s.name == function) else {
+                return err(
+                    ErrorKind::BadSignature,
+                    format!("cannot retain an argument of '{function}': it is not declared"),
+                );
+            };
+            retained[i] |= retained_bit(&functions[i], *arg)?;
+        }
+        let mut derived = Vec::with_capacity(functions.len());
+        for (sig, retained) in functions.iter().zip(retained) {
+            derived.push(FnHandles::derive(sig, &mut kinds, retained)?);
         }
         let filter = self.policy.compile().map_err(|e| {
             Error::new(
@@ -240,6 +335,8 @@ impl BridgeBuilder {
             helper: None,
             generation: 0,
             handles: HandleTable::default(),
+            kinds,
+            pin_cap: self.pinned_limit,
             timeout,
             max_cstr: self.max_cstr,
             respawns: 0,
@@ -248,8 +345,8 @@ impl BridgeBuilder {
             started_once: false,
             table: self.table,
         };
-        for sig in functions {
-            bridge.record(sig);
+        for (sig, handles) in functions.into_iter().zip(derived) {
+            bridge.record(sig, handles);
         }
         bridge.ensure_helper()?;
         Ok(bridge)

@@ -8,8 +8,12 @@
 //!
 //! * [`builder`]: configuring and loading ([`BridgeBuilder`], [`BridgeMode`]);
 //! * [`layout`]: where arguments go in the arena, and copying out-values back;
-//! * [`handles`]: the generation-tagged tokens for the helper's pointers;
+//! * [`handles`]: the tokens for the helper's pointers: their kinds, their
+//!   close functions and parents, and when they go stale;
+//! * [`pinned`]: arena space for retained buffers, kept until their handle
+//!   is closed;
 //! * [`batch`]: several calls in one round trip ([`Bridge::call_batch`]);
+//! * [`fetch`]: fetch programs, a page of rows per round trip ([`Bridge::fetch`]);
 //! * [`shared`]: zero-copy buffers ([`Bridge::shared_buffer`]).
 
 use std::collections::HashMap;
@@ -28,16 +32,24 @@ use crate::value::{decode_scalar, Value};
 
 mod batch;
 mod builder;
+mod fetch;
 mod handles;
 mod layout;
+mod pinned;
 mod shared;
 
 pub use batch::BatchFailure;
-pub use builder::{BridgeBuilder, BridgeMode, DEFAULT_ARENA, DEFAULT_MAX_CSTR};
+pub use builder::{
+    BridgeBuilder, BridgeMode, DEFAULT_ARENA, DEFAULT_MAX_CSTR, DEFAULT_PINNED_LIMIT,
+};
+pub use fetch::{
+    Cell, Cmp, FetchEnd, FetchProgram, FetchProgramBuilder, FetchState, Operand, Section,
+    DEFAULT_PAGE_ROWS,
+};
 pub use shared::SharedBuffer;
 
 use builder::parse_signature;
-use handles::HandleTable;
+use handles::{FnHandles, HandleTable, Kinds, NONE};
 use layout::Slot;
 
 /// The fence every bridged call carries: `io + nondet + mutates(all) + throws(any)`.
@@ -81,6 +93,8 @@ impl Default for CallOutput {
 struct Declared {
     sig: Signature,
     text: String,
+    /// What it does with handles and retained buffers.
+    handles: FnHandles,
 }
 
 /// A library loaded in a sandboxed helper process.
@@ -94,8 +108,13 @@ pub struct Bridge {
     by_name: HashMap<String, FunctionId>,
     helper: Option<Helper>,
     generation: u64,
-    /// Raw pointer values behind the handles of the current generation.
+    /// Raw pointer values behind the handles of the current generation, and
+    /// the retained buffers they own.
     handles: HandleTable,
+    /// The handle kinds and their rules.
+    kinds: Kinds,
+    /// Most bytes retained buffers may pin in one helper's arena.
+    pin_cap: usize,
     timeout: Duration,
     max_cstr: usize,
     respawns: u64,
@@ -126,6 +145,21 @@ fn next_generation() -> u64 {
     NEXT_GENERATION.fetch_add(1, Relaxed)
 }
 
+/// The bit that marks argument `arg` of `sig` retained, once it is known to
+/// exist.
+fn retained_bit(sig: &Signature, arg: usize) -> Result<u64> {
+    if arg >= sig.args.len() {
+        return err(
+            ErrorKind::BadSignature,
+            format!(
+                "cannot retain argument index {arg} of '{sig}': it has {} (indices start at 0)",
+                sig.args.len()
+            ),
+        );
+    }
+    Ok(1 << arg)
+}
+
 /// Checks that `given` values were supplied for `sig`'s parameters.
 fn check_arity(sig: &Signature, given: usize) -> Result<()> {
     match sig.arity_mismatch(given) {
@@ -135,7 +169,7 @@ fn check_arity(sig: &Signature, given: usize) -> Result<()> {
 }
 
 impl Bridge {
-    fn record(&mut self, sig: Signature) -> FunctionId {
+    fn record(&mut self, sig: Signature, handles: FnHandles) -> FunctionId {
         let id = FunctionId {
             table: self.table,
             index: self.functions.len(),
@@ -144,14 +178,79 @@ impl Bridge {
         self.functions.push(Declared {
             text: sig.to_string(),
             sig,
+            handles,
         });
         id
+    }
+
+    /// Declares how handles of `kind` end and what they belong to, on a
+    /// running bridge (see [`BridgeBuilder::handle_kind`]). It applies to the
+    /// functions declared so far and to later ones; a function that cannot
+    /// follow it (a close function without a `handle` argument) is an error,
+    /// and then nothing changes.
+    pub fn handle_kind(
+        &mut self,
+        kind: &str,
+        closed_by: Option<&str>,
+        parent: Option<&str>,
+    ) -> Result<()> {
+        let mut kinds = self.kinds.clone();
+        kinds.set_rule(kind, closed_by, parent)?;
+        let derived = self
+            .functions
+            .iter()
+            .map(|d| FnHandles::derive(&d.sig, &mut kinds, d.handles.retained))
+            .collect::<Result<Vec<_>>>()?;
+        for (d, h) in self.functions.iter_mut().zip(derived) {
+            d.handles = h;
+        }
+        self.kinds = kinds;
+        Ok(())
+    }
+
+    /// Marks argument `arg` (0-based, as in [`CallOutput::out`]) of the
+    /// declared `function` as retained, on a running bridge (see
+    /// [`BridgeBuilder::retain`]).
+    pub fn retain(&mut self, function: &str, arg: usize) -> Result<()> {
+        let id = self.function(function).ok_or_else(|| {
+            Error::new(
+                ErrorKind::BadSignature,
+                format!("cannot retain an argument of '{function}': it is not declared"),
+            )
+        })?;
+        let d = &self.functions[id.index];
+        let bit = retained_bit(&d.sig, arg)?;
+        let handles = FnHandles::derive(&d.sig, &mut self.kinds, d.handles.retained | bit)?;
+        self.functions[id.index].handles = handles;
+        Ok(())
+    }
+
+    /// Releases the retained buffers that `handle` owns, while it stays
+    /// open: for when the library has let go of them without closing the
+    /// handle (say, after `sqlite3_clear_bindings`, or once a statement was
+    /// bound again with `SQLITE_TRANSIENT`). Their bytes are handed out
+    /// again, so a library that still reads them reads whatever the next
+    /// calls left there (inside the helper; the host is not at risk).
+    /// Returns the bytes released; a closed or stale token is `stale_handle`.
+    pub fn release_pins(&mut self, handle: &Value) -> Result<usize> {
+        let resolved = self
+            .handles
+            .check(handle, self.generation, NONE)
+            .map_err(|r| handles::refusal_message(r, None, &self.kinds, &|_| None))?;
+        Ok(self.handles.release_pins(resolved.token))
+    }
+
+    /// The bytes retained buffers hold pinned in the current helper's arena
+    /// now (0 with no helper). They are released when their handles close.
+    pub fn pinned_bytes(&self) -> usize {
+        self.handles.pinned.used()
     }
 
     /// Declares another function. With a live helper the symbol is resolved
     /// at once, so a missing one fails here, not at its first call.
     pub fn declare(&mut self, signature: &str) -> Result<FunctionId> {
         let sig = parse_signature(signature)?;
+        let handles = FnHandles::derive(&sig, &mut self.kinds, 0)?;
         if let Some(&id) = self.by_name.get(&sig.name) {
             if self.functions[id.index].sig == sig {
                 return Ok(id);
@@ -169,7 +268,7 @@ impl Bridge {
         self.ensure_helper()?;
         if let Some(helper) = self.helper.as_mut() {
             let text = sig.to_string();
-            if text.len() > helper.arena().data_capacity() {
+            if CONTROL_SIZE + text.len() > self.handles.pinned.floor() {
                 return err(ErrorKind::BadSignature, "signature longer than the arena");
             }
             helper.arena().write(CONTROL_SIZE, text.as_bytes());
@@ -201,7 +300,7 @@ impl Bridge {
                 }
             }
         }
-        Ok(self.record(sig))
+        Ok(self.record(sig, handles))
     }
 
     /// The id of a declared function, by name.
@@ -339,7 +438,9 @@ impl Bridge {
         }
         self.started_once = true;
         self.generation = next_generation();
-        self.handles.clear();
+        let arena = helper.arena();
+        let pin_cap = self.pin_cap.min(arena.data_capacity() / 2);
+        self.handles.reset(arena.len(), pin_cap);
         self.helper = Some(helper);
         Ok(())
     }
@@ -415,17 +516,24 @@ impl Bridge {
     pub fn call_into(&mut self, f: FunctionId, args: &[Value], out: &mut CallOutput) -> Result<()> {
         self.check_call(f, args)?;
         self.ensure_helper()?;
-        let (functions, layout, ctx) = self.start_layout();
-        let sig = &functions[f.index].sig;
+        let (functions, layout, mut ctx) = self.start_layout();
+        let declared = &functions[f.index];
         let arena = ctx.arena;
         let mut cursor = CONTROL_SIZE;
-        ctx.lay_out(sig, args, layout, &mut cursor, &mut |i, word| {
+        let laid = ctx.lay_out(declared, args, layout, &mut cursor, &mut |i, word| {
             arena.control().args[i].store(word, Relaxed)
-        })?;
+        });
+        if let Err(e) = laid {
+            self.unpin_unsent(0..self.layout.len());
+            return Err(e);
+        }
         let nargs = self.functions[f.index].sig.args.len() as u32;
-        let response = self.exchange(Op::Call, f.index as u32, nargs, Some(f))?;
-        let ret = self.decode_ret(f, response.ret)?;
-        self.copy_out(0..self.layout.len(), &mut out.out);
+        let response = self.exchange(Op::Call, f.index as u32, nargs, Some(f));
+        // Sent: the close function ran (or may have), whatever it answered.
+        self.settle(f, 0..self.layout.len());
+        let response = response?;
+        let ret = self.decode_ret(f, response.ret, 0..self.layout.len())?;
+        self.copy_out(0..self.layout.len(), &mut out.out)?;
         out.ret = ret;
         out.effects = call_effects();
         Ok(())
@@ -480,14 +588,60 @@ impl Bridge {
         }
     }
 
-    /// Decodes a raw return value; the only decoding step that can fail is
-    /// reading a returned string out of the helper.
-    fn decode_ret(&mut self, f: FunctionId, raw: u64) -> Result<Value> {
+    /// Applies what a sent call did to handles, before its results are
+    /// read: a close function's token (and its children) is closed, and the
+    /// call's retained buffers go to the token that owns them, its first
+    /// handle argument (with none, they stay pinned until the helper ends).
+    /// `slots` is the call's range of the layout. With the helper gone the
+    /// table is empty and this does nothing.
+    fn settle(&mut self, f: FunctionId, slots: std::ops::Range<usize>) {
+        let handles = &self.functions[f.index].handles;
+        if let Some(arg) = handles.closes {
+            let token = self.layout[slots.start + arg].token();
+            self.handles.close(token, f.index as u32);
+        }
+        if handles.retained != 0 {
+            let slots = &self.layout[slots];
+            let owner = slots
+                .iter()
+                .find(|s| s.is_handle_by_value() && s.token() != NONE)
+                .map_or(NONE, |s| s.token());
+            for slot in slots.iter().filter(|s| s.is_pinned()) {
+                self.handles.own_pin(owner, slot.offset());
+            }
+        }
+    }
+
+    /// Releases the pins laid out in `slots` for calls that were never sent.
+    fn unpin_unsent(&mut self, slots: std::ops::Range<usize>) {
+        for slot in self.layout[slots].iter().filter(|s| s.is_pinned()) {
+            self.handles.pinned.unpin(slot.offset());
+        }
+    }
+
+    /// Decodes a raw return value of a call laid out in `slots`; decoding
+    /// fails only when a returned string cannot be read out of the helper,
+    /// or a helper has issued every token it can.
+    fn decode_ret(
+        &mut self,
+        f: FunctionId,
+        raw: u64,
+        slots: std::ops::Range<usize>,
+    ) -> Result<Value> {
         let ret = self.functions[f.index].sig.ret;
         Ok(match ret {
             RetType::Void => Value::Null,
             RetType::Scalar(s) => decode_scalar(s, raw),
-            RetType::Handle => self.handles.register(raw, self.generation),
+            RetType::Handle => {
+                let kind = self.functions[f.index].handles.ret_kind;
+                let parent = if kind == NONE {
+                    NONE
+                } else {
+                    let tokens = self.layout[slots].iter().map(Slot::token);
+                    self.handles.parent_for(&self.kinds, kind, tokens)
+                };
+                self.handles.register(raw, self.generation, kind, parent)?
+            }
             RetType::CStr if raw == 0 => Value::Null,
             RetType::CStr => {
                 let helper = self.helper.as_mut().expect("alive after a response");

@@ -25,6 +25,7 @@ use crate::audit::AuditLog;
 use crate::error::Error;
 use crate::learn::Learned;
 
+mod broker;
 mod confinement;
 mod handoff;
 mod monitor;

@@ -48,6 +48,13 @@ impl Helper {
                     pending.settle(self.pid, req.pid as i32);
                 }
             }
+            if nr == libc::SYS_connect && self.policy.supervises_connect() && self.learn.is_none() {
+                // Never CONTINUE: the host makes the connect (broker.rs).
+                resp.error = self.broker_connect(&req);
+                // SAFETY: SEND reads one seccomp_notif_resp from the live `resp`.
+                unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+                continue;
+            }
             let verdict = self.verdict(&req, &threads_before);
             match verdict {
                 Verdict::Continue => {
@@ -141,7 +148,7 @@ impl Helper {
 
     /// Writes a syscall the host answered other than "continue" to the
     /// audit log, if there is one.
-    fn audit_verdict(&self, nr: i64, args: [u64; 6], action: &str) {
+    pub(super) fn audit_verdict(&self, nr: i64, args: [u64; 6], action: &str) {
         if let Some(audit) = &self.audit {
             audit.record(&AuditEvent {
                 event: "violation",

@@ -95,6 +95,12 @@ impl SandboxPolicy {
             let condition = ArgCondition::new(*index, CmpOp::MaskedEq(*mask), *value);
             add_rule(&mut notify, lookup(name), &[condition])?;
         }
+        // With a unix socket granted, the host makes every connect itself
+        // (`SandboxPolicy::connect_decision`): no kernel mechanism bounds a
+        // unix connect by its path.
+        if self.supervises_connect() {
+            add_rule(&mut notify, lookup("connect"), &[])?;
+        }
         // Every new thread too, so that the host can count them: with the
         // floor's processes, that is every clone.
         add_rule(&mut notify, lookup("clone"), &[])?;

@@ -23,6 +23,7 @@ pub use ffb_contract::artefacts::{CompiledFilter, Identity, Limits, Namespace, N
 use super::floor::floor_entry_granted_by;
 use super::presets::PRESETS;
 use crate::errno::{errno_label, errno_number};
+use crate::grants::GrantKind;
 use crate::syscalls::number_of;
 
 /// Errors in building or compiling a policy.
@@ -53,6 +54,9 @@ pub enum PolicyError {
     /// seccompiler refused the program.
     #[error("the seccomp filter does not compile: {0}")]
     Compile(String),
+    /// A grant that cannot be given (a relative path, port 0).
+    #[error("{0}")]
+    Grant(String),
 }
 
 /// Comparison operators for argument conditions (seccompiler's set).
@@ -274,6 +278,10 @@ pub struct SyscallRule {
     pub action: Action,
     /// Conditions that must all hold.
     pub conditions: Vec<ArgCondition>,
+    /// The grant that brought the rule in ([`crate::grants`]), or `None` for
+    /// a rule the policy (its preset, file or import) wrote itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<GrantKind>,
 }
 
 impl SyscallRule {
@@ -295,6 +303,7 @@ impl SyscallRule {
             nr,
             action,
             conditions,
+            origin: None,
         })
     }
 
@@ -321,6 +330,11 @@ pub struct SandboxPolicy {
     pub filesystem: FilesystemRules,
     /// Landlock TCP rules.
     pub network: NetworkRules,
+    /// Unix-domain stream sockets the extension may connect to, by path
+    /// (`[network] connect_unix`). Landlock cannot bound these: see
+    /// [`crate::grants`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connect_unix: Vec<std::path::PathBuf>,
     /// Namespaces the helper is placed in (none unless asked).
     pub namespaces: Vec<Namespace>,
     /// Run the helper as this user and group instead of the host's.

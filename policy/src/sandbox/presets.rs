@@ -78,6 +78,7 @@ impl SandboxPolicy {
             limits: Limits::default(),
             filesystem: FilesystemRules::default(),
             network: NetworkRules::default(),
+            connect_unix: Vec::new(),
             namespaces: Vec::new(),
             run_as: None,
             warnings: Vec::new(),

@@ -126,6 +126,11 @@ impl SandboxPolicy {
                 .find(|r| r.matches(nr, args) && names_value(&r.conditions, index, mask, value))
                 .map_or(Verdict::Violation, |r| Verdict::from(r.action));
         }
+        if name == "connect" && self.supervises_connect() {
+            // The host answers these itself, through `connect_decision`:
+            // one that reaches the verdict was not, and must not run.
+            return Verdict::Violation;
+        }
         if is_thread_clone(nr, args) {
             return match Verdict::from(self.rule_action(nr, args)) {
                 v @ (Verdict::Continue | Verdict::Log) => {

@@ -28,6 +28,7 @@
 //! [network]                      # Landlock TCP rules (ABI >= 4)
 //! connect_tcp = [5432]
 //! bind_tcp = []
+//! connect_unix = ["/run/postgresql/.s.PGSQL.5432"]   # the host connects, to these only
 //!
 //! [limits]
 //! memory_mb = 1024
@@ -51,8 +52,9 @@
 //!   rules are added after the preset's rules (the first rule that matches a
 //!   call decides, so a file cannot narrow what its preset allows);
 //!   `[limits]` override the preset's field by field; the `[filesystem]` and
-//!   `[network]` lists are added to the preset's; `[namespaces]` and
-//!   `[identity]` are the file's own.
+//!   `[network]` lists are added to the preset's, and the syscalls they need
+//!   are derived and added after the file's own rules
+//!   ([`crate::grants`]); `[namespaces]` and `[identity]` are the file's own.
 //! * `[seccomp]`
 //!   * `import` (string): take the syscall rules and the default action from
 //!     a Docker/OCI seccomp profile or a seccompiler filter, at this path
@@ -93,7 +95,9 @@
 //!   (CLONE_THREAD: threads, not processes). The presets already allow threads.
 //! * `[filesystem]`: Landlock paths, each absolute. `read` (array): paths that
 //!   may be read; `write` (array): paths that may be written (and read). A
-//!   directory grants what is beneath it. No paths listed means no file is
+//!   directory grants what is beneath it. Each grant brings in the syscalls
+//!   that reading, or writing, creating, renaming and removing, take
+//!   ([`crate::grants`]). No paths listed means no file is
 //!   reachable once the library is loaded, whatever the seccomp rules say
 //!   (an imported profile included). `unconfined = true` (only with a
 //!   `[seccomp] import`, and with no paths or ports listed) turns Landlock
@@ -102,9 +106,13 @@
 //!   (`unconfined-import`).
 //! * `[network]`: Landlock TCP port rules (kernel ABI 4 and later).
 //!   `connect_tcp` (array of ports 1 to 65535): ports the library may connect
-//!   to; `bind_tcp`: ports it may bind. Which socket families can be created
-//!   at all is a seccomp matter: see the `db-client` preset's `socket` rules,
-//!   or write `[[seccomp.rule]]`s on `socket` argument 0.
+//!   to (bringing in TCP sockets, `connect` and the send, receive and poll
+//!   calls); `bind_tcp`: ports it may bind (bringing in nothing: allow `bind`
+//!   and what listening takes by hand). `connect_unix` (array of absolute
+//!   paths): unix stream sockets it may connect to, bringing in unix stream
+//!   sockets and the same calls; the host then makes every `connect` itself,
+//!   to these paths and the `connect_tcp` ports only
+//!   ([`SandboxPolicy::connect_decision`]).
 //! * `[limits]` (integers, each at least 1): `memory_mb` (address space, MiB,
 //!   default 1024), `cpu_seconds` (CPU time over the helper's life, default
 //!   3600), `open_files` (default 64), `threads` (default 16),
@@ -236,6 +244,8 @@ struct RawNetwork {
     connect_tcp: Vec<Spanned<i64>>,
     #[serde(default)]
     bind_tcp: Vec<Spanned<i64>>,
+    #[serde(default)]
+    connect_unix: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -402,6 +412,19 @@ fn convert(raw: RawFile, path: &str, kernel: (u32, u32)) -> Result<SandboxPolicy
     }
 
     if let Some(net) = raw.network {
+        for p in &net.connect_unix {
+            let path = p.get_ref();
+            if !path.starts_with('/') {
+                return Err((
+                    p.span(),
+                    format!("unix socket path '{path}' must be absolute (start with '/')"),
+                ));
+            }
+            let path = std::path::PathBuf::from(path);
+            if !policy.connect_unix.contains(&path) {
+                policy.connect_unix.push(path);
+            }
+        }
         for (list, into) in [
             (&net.connect_tcp, &mut policy.network.connect_tcp),
             (&net.bind_tcp, &mut policy.network.bind_tcp),
@@ -425,6 +448,7 @@ fn convert(raw: RawFile, path: &str, kernel: (u32, u32)) -> Result<SandboxPolicy
         if !policy.filesystem.read.is_empty()
             || !policy.filesystem.write.is_empty()
             || !policy.network.is_empty()
+            || !policy.connect_unix.is_empty()
         {
             return Err((
                 span,
@@ -497,6 +521,8 @@ fn convert(raw: RawFile, path: &str, kernel: (u32, u32)) -> Result<SandboxPolicy
             })?;
         policy.run_as = Some(identity);
     }
+    // The grants bring in the syscalls they need, after the file's own rules.
+    policy.derive_grant_rules();
     Ok(policy)
 }
 
@@ -670,11 +696,22 @@ run_as = "nobody"
         assert_eq!(p.default_action, Action::Kill);
         let base = SandboxPolicy::fs_read();
         assert_eq!(&p.rules[..base.rules.len()], &base.rules[..]);
-        assert_eq!(
-            p.rules.len(),
-            base.rules.len() + 1,
-            "getpid was already allowed"
-        );
+        // getpid was already allowed; the socket rule is the file's own, and
+        // the rest come from the write path and the port, in that order.
+        let own = &p.rules[base.rules.len()..];
+        assert_eq!((own[0].syscall.as_str(), own[0].origin), ("socket", None));
+        let derived: Vec<_> = own[1..].iter().map(|r| r.origin).collect();
+        assert!(derived.iter().all(Option::is_some), "{derived:?}");
+        let first_tcp = derived
+            .iter()
+            .position(|o| *o == Some(crate::grants::GrantKind::ConnectTcp))
+            .unwrap();
+        assert!(derived[..first_tcp]
+            .iter()
+            .all(|o| *o == Some(crate::grants::GrantKind::Write)));
+        assert!(derived[first_tcp..]
+            .iter()
+            .all(|o| *o == Some(crate::grants::GrantKind::ConnectTcp)));
         assert_eq!(p.filesystem.read.len(), 2);
         assert_eq!(
             p.filesystem.write,
@@ -694,8 +731,13 @@ run_as = "nobody"
             run(&f, nr("socket"), &args(1, 1, 0)),
             libc::SECCOMP_RET_ALLOW
         );
+        // TCP from the port grant; UDP from nothing.
         assert_eq!(
             run(&f, nr("socket"), &args(2, 1, 0)),
+            libc::SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            run(&f, nr("socket"), &args(2, 2, 0)),
             SECCOMP_RET_USER_NOTIF
         );
     }
@@ -884,7 +926,18 @@ mod import_tests {
         assert!(p.confine);
         assert_eq!(p.default_action, direct.default_action);
         assert_eq!(&p.rules[..direct.rules.len()], &direct.rules[..]);
-        assert_eq!(p.rules.len(), direct.rules.len() + 1, "openat added after");
+        let own = &p.rules[direct.rules.len()..];
+        assert_eq!(
+            (own[0].syscall.as_str(), own[0].origin),
+            ("openat", None),
+            "openat added after"
+        );
+        assert!(
+            own[1..]
+                .iter()
+                .all(|r| r.origin == Some(crate::grants::GrantKind::Read)),
+            "the read grant's rules come last"
+        );
         assert_eq!(
             p.filesystem.read,
             [std::path::PathBuf::from("/etc/hostname")]

@@ -19,6 +19,9 @@
 //! * `cli::session_eof_exits_0_and_leaves_no_helper_behind` watches only the
 //!   session's own process tree.
 
+// `&[token.clone()]` reads as the call it builds.
+#![allow(clippy::cloned_ref_to_slice_refs)]
+
 /// Declares the modules, and lists them for
 /// [`every_file_here_is_a_module`]: cargo compiles a file in this directory
 /// only if it is declared, so a forgotten one would silently not run.
@@ -40,11 +43,20 @@ modules!(
     defence_output,
     defence_process,
     defence_routes,
+    differential,
+    fetch,
+    grants,
+    handles,
+    manifests,
     ordering,
     policy_cli,
     pool,
     real_libs,
     sandbox_layers,
+    servers,
+    sql_cli,
+    sql_odbc,
+    sql_postgres,
     stress,
 );
 
