@@ -195,6 +195,14 @@ fn learning_policy(preset: &SandboxPolicy) -> SandboxPolicy {
     p
 }
 
+/// Whether `name` is an open that the learned read paths bring in: only
+/// read-only opens were seen, and there are paths to grant.
+fn read_grant_opens(name: &str, learned: &Learned) -> bool {
+    matches!(name, "open" | "openat")
+        && learned.write_paths.is_empty()
+        && !learned.read_paths.is_empty()
+}
+
 /// Whether the preset already allows what was learned of `name`.
 fn preset_allows(preset: &SandboxPolicy, name: &str, learned: &Learned) -> bool {
     let mut rules = preset.rules.iter().filter(|r| r.syscall == name).peekable();
@@ -234,6 +242,9 @@ fn learned_toml(
             eprintln!(
                 "ffb: warning: the library made {name}, which has no x86_64 name and cannot be allowed by a policy file"
             );
+        } else if read_grant_opens(name, learned) {
+            // A `[filesystem] read` path brings in the read-only opens by
+            // itself; allowing them outright would open for writing too.
         } else if !preset_allows(preset, name, learned) {
             allow.push(toml_string(name));
         }
