@@ -16,6 +16,11 @@
 #   ffb_pg_socket  the same over its unix socket (trust auth)
 #   ffb_sqlite     the SQLite ODBC driver on a new, empty database file
 #
+# Both PostgreSQL DSNs read results through a cursor (UseDeclareFetch = 1,
+# Fetch = 1024 rows a round trip), so rows stream: without it psqlODBC reads
+# a whole result into memory at SQLExecute, and an endless one never
+# returns. The bridged driver sends a DSN as it is, like the in-process one.
+#
 # It needs the FFB_TEST_PG_* variables that `scripts/postgres.sh start`
 # prints, and the drivers that scripts/setup.sh installs.
 #
@@ -84,6 +89,8 @@ Database = $FFB_TEST_PG_DB
 Username = $FFB_TEST_PG_USER
 Password = $FFB_TEST_PG_PASSWORD
 SSLmode = disable
+UseDeclareFetch = 1
+Fetch = 1024
 
 [ffb_pg_socket]
 Driver = PostgreSQL Unicode
@@ -92,6 +99,8 @@ Port = $FFB_TEST_PG_PORT
 Database = $FFB_TEST_PG_DB
 Username = $FFB_TEST_PG_USER
 SSLmode = disable
+UseDeclareFetch = 1
+Fetch = 1024
 
 [ffb_sqlite]
 Driver = SQLite3

@@ -3,7 +3,8 @@
 # formatting, clippy (warnings are errors, `undocumented_unsafe_blocks`
 # among them), and the docs (broken links are errors). Then it builds the
 # binaries the integration tests drive (ffb, ffb-shim) and runs every unit,
-# integration and doc test. Extra arguments go to `cargo test`.
+# integration and doc test, and a short pass of every fuzz target
+# (scripts/fuzz.sh --short). Extra arguments go to `cargo test`.
 #
 # First it runs scripts/setup.sh, which installs the ODBC packages the tests
 # need when they are missing. The tests run against real servers and
@@ -60,3 +61,8 @@ step "cargo test"
 # Doc examples run real helpers: they find the freshly built ffb-shim here.
 export FFB_SHIM="$PWD/target/debug/ffb-shim"
 cargo test --workspace --locked "$@"
+
+step "scripts/fuzz.sh --short"
+# Every saved fuzz input replayed as a test, then each fuzz target for a few
+# seconds (cargo-fuzz is installed first when missing).
+scripts/fuzz.sh --short

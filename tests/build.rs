@@ -1,7 +1,9 @@
 //! Compiles the C fixtures in `fixtures/` into real shared libraries in
 //! `OUT_DIR` and exports their paths to the crate (lib and integration
 //! tests) as `FFB_FIXTURE_LIB`, `FFB_HOSTILE_LIB`, `FFB_ATTACK_ROUTES_LIB`,
-//! `FFB_ATTACK_PROCESS_LIB` and `FFB_ATTACK_IMPORTED_LIB`.
+//! `FFB_ATTACK_PROCESS_LIB`, `FFB_ATTACK_IMPORTED_LIB`,
+//! `FFB_ATTACK_CONNECT_LIB` (races against the connect broker) and
+//! `FFB_FAKE_CLIENT_LIB` (a compromised database client library).
 //!
 //! The compiler is found with the `cc` crate's detection (so `CC`,
 //! `CFLAGS`, cross targets etc. are honoured), but it is invoked directly
@@ -30,6 +32,16 @@ const LIBS: &[(&str, &str, &str)] = &[
         "fixtures/ffb_attack_imported.c",
         "FFB_ATTACK_IMPORTED_LIB",
     ),
+    (
+        "ffb_attack_connect",
+        "fixtures/ffb_attack_connect.c",
+        "FFB_ATTACK_CONNECT_LIB",
+    ),
+    (
+        "ffb_fake_client",
+        "fixtures/ffb_fake_client.c",
+        "FFB_FAKE_CLIENT_LIB",
+    ),
 ];
 
 /// Headers the sources include; a change to any of them rebuilds both.
@@ -46,7 +58,12 @@ fn main() {
     }
 
     // Probe once; `cc` reads TARGET/HOST/OPT_LEVEL etc. from cargo's env.
-    let compiler = cc::Build::new().cargo_metadata(false).get_compiler();
+    // Not the host's RUSTFLAGS: a sanitizer build of the host (ASan) must not
+    // instrument the fixtures, which the uninstrumented helper loads.
+    let compiler = cc::Build::new()
+        .cargo_metadata(false)
+        .inherit_rustflags(false)
+        .get_compiler();
 
     for (stem, src, var) in LIBS {
         println!("cargo:rerun-if-changed={src}");

@@ -12,6 +12,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::ops::ControlFlow;
+use std::path::Path;
 use std::time::Instant;
 
 use ffb_loader::{
@@ -45,7 +46,7 @@ fn setup() -> String {
     )
 }
 
-const SELECT: &str = "SELECT i, r, s, b FROM t";
+pub const SELECT: &str = "SELECT i, r, s, b FROM t";
 
 const DECLS: &[&str] = &[
     "sqlite3_open_v2(cstr, *handle, i32, u64) -> i32",
@@ -364,36 +365,61 @@ struct InProcess {
     bytes: Col,
 }
 
+/// Looks up `$name` in `$lib` as `$ty`, the function's C type in sqlite3.h.
+macro_rules! sym {
+    ($lib:expr, $ty:ty, $name:literal) => {{
+        // SAFETY: each alias above is the function's C type in sqlite3.h.
+        let s = unsafe { $lib.get::<$ty>(concat!($name, "\0").as_bytes()) };
+        *s.map_err(|e| format!("{}: {e}", $name))?
+    }};
+}
+
+/// libsqlite3 in this process, and a connection to `path` (`:memory:` or a
+/// file, created) holding the table.
+fn open_with_table(path: &str) -> Result<(libloading::Library, *mut c_void), String> {
+    // SAFETY: libsqlite3's initialisers have no effect on this process
+    // beyond the library's own state.
+    let lib = unsafe { libloading::Library::new(SQLITE) }
+        .map_err(|e| format!("in-process {SQLITE}: {e}"))?;
+    let open = sym!(lib, Open, "sqlite3_open_v2");
+    let exec = sym!(lib, Exec, "sqlite3_exec");
+    let name = CString::new(path).map_err(|_| format!("{path:?} contains NUL"))?;
+    let mut db = std::ptr::null_mut();
+    // SAFETY: a NUL-terminated name, a valid out-pointer, READWRITE |
+    // CREATE, the default VFS.
+    let rc = unsafe { open(name.as_ptr(), &mut db, 6, std::ptr::null()) };
+    if rc != 0 {
+        return Err(format!("in-process sqlite3_open_v2({path}): {rc}"));
+    }
+    let sql = CString::new(setup()).expect("no NUL");
+    let no = std::ptr::null_mut();
+    // SAFETY: an open connection, NUL-terminated SQL, no callback.
+    let rc = unsafe { exec(db, sql.as_ptr(), std::ptr::null(), no, no) };
+    if rc != 0 {
+        return Err(format!("in-process table in {path}: {rc}"));
+    }
+    Ok((lib, db))
+}
+
+/// Writes the table to a new database file at `path` (any old one is
+/// removed first), for the commands to read.
+pub fn write_table(path: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_file(path);
+    let text = path.to_str().ok_or("a database path that is not UTF-8")?;
+    let (lib, db) = open_with_table(text)?;
+    let close = sym!(lib, Stmt, "sqlite3_close_v2");
+    // SAFETY: an open connection with no statements, closed once.
+    let rc = unsafe { close(db) };
+    if rc != 0 {
+        return Err(format!("closing {text}: {rc}"));
+    }
+    Ok(())
+}
+
 impl InProcess {
     fn open() -> Result<InProcess, String> {
-        // SAFETY: libsqlite3's initialisers have no effect on this process
-        // beyond the library's own state.
-        let lib = unsafe { libloading::Library::new(SQLITE) }
-            .map_err(|e| format!("in-process {SQLITE}: {e}"))?;
-        macro_rules! sym {
-            ($ty:ty, $name:literal) => {{
-                // SAFETY: each alias is the function's C type in sqlite3.h.
-                let s = unsafe { lib.get::<$ty>(concat!($name, "\0").as_bytes()) };
-                *s.map_err(|e| format!("{}: {e}", $name))?
-            }};
-        }
-        let open = sym!(Open, "sqlite3_open_v2");
-        let exec = sym!(Exec, "sqlite3_exec");
-        let prepare = sym!(Prepare, "sqlite3_prepare_v2");
-        let mut db = std::ptr::null_mut();
-        // SAFETY: a NUL-terminated name, a valid out-pointer, READWRITE |
-        // CREATE, the default VFS.
-        let rc = unsafe { open(c":memory:".as_ptr(), &mut db, 6, std::ptr::null()) };
-        if rc != 0 {
-            return Err(format!("in-process sqlite3_open_v2: {rc}"));
-        }
-        let sql = CString::new(setup()).expect("no NUL");
-        let no = std::ptr::null_mut();
-        // SAFETY: an open connection, NUL-terminated SQL, no callback.
-        let rc = unsafe { exec(db, sql.as_ptr(), std::ptr::null(), no, no) };
-        if rc != 0 {
-            return Err(format!("in-process table: {rc}"));
-        }
+        let (lib, db) = open_with_table(":memory:")?;
+        let prepare = sym!(lib, Prepare, "sqlite3_prepare_v2");
         let query = CString::new(SELECT).expect("no NUL");
         let mut stmt = std::ptr::null_mut();
         // SAFETY: NUL-terminated SQL (-1), valid out-pointers.
@@ -403,14 +429,14 @@ impl InProcess {
         }
         Ok(InProcess {
             stmt,
-            reset: sym!(Stmt, "sqlite3_reset"),
-            step: sym!(Stmt, "sqlite3_step"),
-            column_type: sym!(Col, "sqlite3_column_type"),
-            int64: sym!(ColI64, "sqlite3_column_int64"),
-            double: sym!(ColF64, "sqlite3_column_double"),
-            text: sym!(ColPtr, "sqlite3_column_text"),
-            blob: sym!(ColPtr, "sqlite3_column_blob"),
-            bytes: sym!(Col, "sqlite3_column_bytes"),
+            reset: sym!(lib, Stmt, "sqlite3_reset"),
+            step: sym!(lib, Stmt, "sqlite3_step"),
+            column_type: sym!(lib, Col, "sqlite3_column_type"),
+            int64: sym!(lib, ColI64, "sqlite3_column_int64"),
+            double: sym!(lib, ColF64, "sqlite3_column_double"),
+            text: sym!(lib, ColPtr, "sqlite3_column_text"),
+            blob: sym!(lib, ColPtr, "sqlite3_column_blob"),
+            bytes: sym!(lib, Col, "sqlite3_column_bytes"),
             _lib: lib,
         })
     }

@@ -22,13 +22,18 @@
 //!
 //! One run, in order ([`run`]): the timer, helper start ([`spawn`]), hot calls
 //! and batches ([`hot`]), the payload sweep ([`sweep`]), zero copy
-//! ([`zero_copy`]), a 100k-row SQLite SELECT by fetch program, in process
-//! and one call per cell ([`fetch`]), the helper's CPU time and wake-ups
-//! ([`idle`]), calls under load ([`load`]); then the targets ([`targets`])
-//! and the report ([`text`], [`json`], [`plot`]).
+//! ([`zero_copy`]), the helper's CPU time and wake-ups ([`idle`]), calls
+//! under load ([`load`]); then the database rows (`--only sql` runs just
+//! these): a 100k-row SQLite SELECT by fetch program, in process and one
+//! call per cell ([`fetch`]), `ffb sql` beside the `sqlite3` shell
+//! ([`sql_sqlite`]), a
+//! 100k-row PostgreSQL SELECT bridged, in process and `ffb sql` beside
+//! `psql -A` ([`sql_postgres`]); then the targets ([`targets`]) and the
+//! report ([`text`], [`json`], [`plot`]).
 
 mod baselines;
 mod children;
+mod command;
 mod context;
 mod fetch;
 mod fixture;
@@ -45,6 +50,7 @@ mod progress;
 mod report;
 mod spawn;
 mod sql_postgres;
+mod sql_sqlite;
 mod sweep;
 mod targets;
 mod text;
@@ -87,12 +93,23 @@ struct Args {
     /// helper under it from a warm fork server; may be given more than once.
     #[arg(long, value_name = "FILE_OR_PRESET")]
     policy: Vec<String>,
+    /// Measure only these steps: `sql` is the database rows (SQLite by
+    /// fetch program, in process and by command; PostgreSQL), for working
+    /// on them. Targets whose rows were not measured are left out.
+    #[arg(long, value_enum, value_name = "STEPS")]
+    only: Option<Only>,
     /// Internal: serve as a baseline helper (stream or futex).
     #[arg(long, hide = true, value_name = "MODE")]
     baseline_child: Option<String>,
     /// Internal: burn a CPU until killed.
     #[arg(long, hide = true)]
     hog: bool,
+}
+
+/// The steps `--only` can pick.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    Sql,
 }
 
 /// The message of the last panic, for the one-line report in [`main`].
@@ -174,35 +191,43 @@ fn run(args: &Args) -> Result<(), String> {
     let lib = args.lib.to_string_lossy().into_owned();
     let mut r = Report::default();
 
-    progress::step("timer and in-process calls");
-    measure::timer(&mut r, &plan);
-    // In-process: the floor any bridge is measured against.
-    let inproc = InProcess::load(&args.lib)?;
-    spawn::measure(&mut r, &plan, &lib, &args.policy)?;
-
-    progress::step("hot calls");
-    let hot = Hot::load(&lib)?;
-    let mut baselines = Baselines::start(&args.lib)?;
-    hot::calls(&mut r, &plan, &inproc, &hot, &mut baselines);
-    hot::batches(&mut r, &plan, &hot)?;
-    sweep::payloads(&mut r, &plan, &inproc, &hot, &mut baselines);
-    sweep::memcpy_floor(&mut r, &plan);
-    zero_copy::measure(&mut r, &plan, &lib, &hot)?;
+    if args.only != Some(Only::Sql) {
+        calls(&mut r, &plan, args, &lib)?;
+    }
     fetch::measure(&mut r, &plan)?;
+    sql_sqlite::measure(&mut r, &plan)?;
     sql_postgres::measure(&mut r, &plan)?;
-    let pid = idle::helper_cpu(&mut r, &plan, &hot)?;
-    idle::first_call(&mut r, &plan, &hot, &mut baselines.futex);
-    idle::burst(&mut r, &plan, &hot, pid);
-    load::measure(&mut r, &plan, &hot, &mut baselines.futex, &args.lib)?;
-    drop(baselines);
-    drop(hot);
-    drop(inproc);
 
     targets::set(&mut r, &args.policy);
     let ctx = Context::new(start, &plan);
     progress::done();
     text::print(&r, &ctx);
     write_outputs(args, &r, &ctx, &plan)
+}
+
+/// Everything but the database rows: the timer, helper start, hot calls
+/// and batches, the payload sweep, zero copy, the helper's CPU time and
+/// wake-ups, calls under load.
+fn calls(r: &mut Report, plan: &Plan, args: &Args, lib: &str) -> Result<(), String> {
+    progress::step("timer and in-process calls");
+    measure::timer(r, plan);
+    // In-process: the floor any bridge is measured against.
+    let inproc = InProcess::load(&args.lib)?;
+    spawn::measure(r, plan, lib, &args.policy)?;
+
+    progress::step("hot calls");
+    let hot = Hot::load(lib)?;
+    let mut baselines = Baselines::start(&args.lib)?;
+    hot::calls(r, plan, &inproc, &hot, &mut baselines);
+    hot::batches(r, plan, &hot)?;
+    sweep::payloads(r, plan, &inproc, &hot, &mut baselines);
+    sweep::memcpy_floor(r, plan);
+    zero_copy::measure(r, plan, lib, &hot)?;
+    let pid = idle::helper_cpu(r, plan, &hot)?;
+    idle::first_call(r, plan, &hot, &mut baselines.futex);
+    idle::burst(r, plan, &hot, pid);
+    load::measure(r, plan, &hot, &mut baselines.futex, &args.lib)?;
+    Ok(())
 }
 
 /// Creates the folders of `--json` and `--plot` before measuring, so that a

@@ -91,6 +91,11 @@ impl Report {
         });
     }
 
+    /// Whether a row of that name was measured.
+    pub fn has(&self, name: &str) -> bool {
+        self.rows.iter().any(|r| r.name == name)
+    }
+
     pub fn get(&self, name: &str) -> &Row {
         self.rows
             .iter()

@@ -12,12 +12,13 @@
 //! it read must agree before anything is timed.
 
 use std::ffi::{c_char, c_int, c_void, CString};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use ffb_loader::sql::{Config, Connection, Value};
 use ffb_loader::BridgeMode;
 
+use crate::command::{self, at_least_lines};
 use crate::measure::ns_since;
 use crate::plan::Plan;
 use crate::progress;
@@ -196,28 +197,6 @@ fn bridged_scan(db: &mut Connection) -> Sum {
     sum
 }
 
-/// Runs `cmd`, draining its stdout; the time of the whole process.
-fn timed_command(cmd: &mut Command) -> Result<f64, String> {
-    let t = Instant::now();
-    let out = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
-    let ns = ns_since(t);
-    if !out.status.success() {
-        return Err(format!(
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let lines = out.stdout.iter().filter(|&&b| b == b'\n').count() as u64;
-    if lines < ROWS {
-        return Err(format!("{cmd:?} printed {lines} lines, not {ROWS}+"));
-    }
-    Ok(ns)
-}
-
 /// The step: see the module docs.
 pub fn measure(r: &mut Report, plan: &Plan) -> Result<(), String> {
     let Some(conninfo) = std::env::var("FFB_BENCH_PG_CONNINFO")
@@ -274,8 +253,7 @@ pub fn measure(r: &mut Report, plan: &Plan) -> Result<(), String> {
 
     // Whole commands: `ffb sql --csv` beside `psql -A`.
     progress::step("ffb sql vs psql -A");
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let ffb = exe.with_file_name("ffb");
+    let ffb = command::ffb()?;
     let ffb_cmd = || {
         let mut c = Command::new(&ffb);
         c.args([
@@ -297,8 +275,8 @@ pub fn measure(r: &mut Report, plan: &Plan) -> Result<(), String> {
     };
     let (mut ffb_ns, mut psql_ns) = (Vec::new(), Vec::new());
     for _ in 0..(if plan.quick { 3 } else { 9 }) {
-        ffb_ns.push(timed_command(&mut ffb_cmd())?);
-        psql_ns.push(timed_command(&mut psql_cmd())?);
+        ffb_ns.push(command::timed(&mut ffb_cmd(), at_least_lines(ROWS))?);
+        psql_ns.push(command::timed(&mut psql_cmd(), at_least_lines(ROWS))?);
     }
     const CMD: &str = "whole process, stdout to a drained pipe, medians of interleaved runs";
     r.timed(

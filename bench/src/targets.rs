@@ -118,10 +118,11 @@ enum Bound {
 const POLICY_ROWS: &str = "spawn_policy:";
 const BLOCK_TIMED: &str = "block-timed median (no timer overhead)";
 const OVER_LOADS: &str = "median over loads";
+const CLI_RUNS: &str = "medians of whole processes, interleaved";
 
 /// Every target, in id order.
 #[rustfmt::skip]
-const GOALS: [Goal; 15] = [
+const GOALS: [Goal; 19] = [
     goal("bridge_null/blk", "hot null call ≤ 0.30 µs", AtMost, 300.0, Latency, BLOCK_TIMED),
     goal("bridge_null/blk", "hot null call ≥ 100x faster than the unix socket", AtLeast, 100.0, Times("socket_null/blk", "the socket"), "block-timed medians of both"),
     goal("helper_idle_cpu", "idle helper uses ≤ 1 % of a core", AtMost, 1.0, Percent, "utime+stime from /proc/<pid>/stat"),
@@ -137,23 +138,47 @@ const GOALS: [Goal; 15] = [
     goal("batch_1000", "batch of 1,000 calls ≥ 5x the calls/s of one at a time", AtLeast, 5.0, Rates("single_1000", Rate::Calls), "medians, interleaved"),
     goal("sqlite_fetch_100k", "100k-row x 4-col SQLite SELECT by fetch program ≤ 1.5x in-process libsqlite3 (issue 10)", AtMost, 1.5, Over("sqlite_inproc_100k", "in-process"), "medians of whole scans, interleaved"),
     goal("sqlite_fetch_100k", "the same SELECT ≥ 5x faster by fetch program than one call per cell", AtLeast, 5.0, Times("sqlite_per_cell_100k", "one call per cell"), "medians of whole scans"),
+    goal("sqlite_ffb_json_100k", "ffb sql --json no slower than sqlite3 -json, same query and file (issue 10)", AtMost, 1.0, Over("sqlite_shell_json_100k", "sqlite3 -json"), CLI_RUNS),
+    goal("sqlite_ffb_csv_100k", "ffb sql --csv no slower than sqlite3 -csv, same query and file (issue 10)", AtMost, 1.0, Over("sqlite_shell_csv_100k", "sqlite3 -csv"), CLI_RUNS),
+    goal("pg_bridged_100k", "100k-row PostgreSQL SELECT over the unix socket ≤ 1.1x in-process libpq (issue 10)", AtMost, 1.1, Over("pg_inproc_100k", "in-process"), "medians of whole queries, interleaved"),
+    goal("pg_ffb_sql_100k", "ffb sql no slower than psql -A on the same query (issue 10)", AtMost, 1.0, Over("pg_psql_100k", "psql -A"), CLI_RUNS),
 ];
 
-/// Judges every target on the rows of `r`.
+/// Judges every target on the rows of `r`. A target whose rows were not
+/// measured (`--only`, or no PostgreSQL server) is left out, and keeps its
+/// id: the others do not move.
 pub fn set(r: &mut Report, policies: &[String]) {
+    let mut id = 0;
     for goal in &GOALS {
         if goal.row == POLICY_ROWS {
             for spec in policies {
-                judge(r, &format!("{POLICY_ROWS}{spec}"), goal);
+                id += 1;
+                judge(r, id, &format!("{POLICY_ROWS}{spec}"), goal);
             }
         } else {
-            judge(r, goal.row, goal);
+            id += 1;
+            judge(r, id, goal.row, goal);
         }
     }
 }
 
-/// Records `goal`, judged on `row`, as the next target.
-fn judge(r: &mut Report, row: &str, goal: &Goal) {
+impl Figure {
+    /// The other row the figure is made with, if any.
+    fn other_row(self) -> Option<&'static str> {
+        match self {
+            Latency | Percent => None,
+            Beside(row, _) | Times(row, _) | VersusFutex(row, _) | Rates(row, _) | Over(row, _) => {
+                Some(row)
+            }
+        }
+    }
+}
+
+/// Records `goal`, judged on `row`, as target `T{id}`, if its rows exist.
+fn judge(r: &mut Report, id: usize, row: &str, goal: &Goal) {
+    if !r.has(row) || goal.figure.other_row().is_some_and(|o| !r.has(o)) {
+        return;
+    }
     let v = r.median(row);
     let (figure, shown) = match goal.figure {
         Latency => (v, human(v)),
@@ -204,9 +229,8 @@ fn judge(r: &mut Report, row: &str, goal: &Goal) {
             )
         }
     };
-    let id = format!("T{}", r.targets.len() + 1);
     r.targets.push(Target {
-        id,
+        id: format!("T{id}"),
         row: row.into(),
         goal: goal.goal.into(),
         figure,

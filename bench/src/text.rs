@@ -21,13 +21,15 @@ pub fn print(r: &Report, ctx: &Context) {
     println!();
     print_main(r);
     println!();
-    println!(
-        "Payload sweep: median round trip with the payload carried both ways (p99 in brackets);"
-    );
-    println!("the ratio after each baseline is that baseline ÷ the bridge (for in-process: bridge ÷ it).");
-    println!();
-    print_sweep(r);
-    println!();
+    if r.has(&format!("bridge_bytes_{}", size_label(SWEEP[0]))) {
+        println!(
+            "Payload sweep: median round trip with the payload carried both ways (p99 in brackets);"
+        );
+        println!("the ratio after each baseline is that baseline ÷ the bridge (for in-process: bridge ÷ it).");
+        println!();
+        print_sweep(r);
+        println!();
+    }
     let met = r.targets.iter().filter(|t| t.met()).count();
     println!("Targets: {met} of {} met.", r.targets.len());
     println!();

@@ -2,11 +2,16 @@
 //! `0x` hex integers, `hex:` and `@PATH` buffers, `null` handles) and the JSON
 //! forms of `ffb session`, and the check that one is given per parameter.
 
+use std::ffi::OsString;
 use std::fmt;
+use std::path::Path;
 
 use ffb_abi::signature::{ArgType, Pointee, ScalarType, Signature};
-use ffb_loader::{Error, ErrorKind, Handle, Result, Value};
+use ffb_loader::{Error, ErrorKind, Handle, Result, Value, DEFAULT_ARENA};
 use serde_json::Value as Json;
+
+use crate::files::{human_bytes, read_regular};
+use crate::output::quoted;
 
 /// The values for `sig`'s parameters from one given form per parameter
 /// that takes a value (`out[N]` takes none), each read by `parse` with its
@@ -36,46 +41,85 @@ fn bad(position: usize, message: impl fmt::Display) -> Error {
     )
 }
 
-/// Parses a command-line integer: decimal, or hex with `0x` (either may be negative).
+/// Parses a command-line integer: decimal, or hex with `0x` (either may be
+/// negative, with the sign before the `0x`).
 fn parse_int(text: &str) -> Option<i128> {
     let t = text.trim();
     let (neg, digits) = match t.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
-    let magnitude = match digits
+    let (radix, digits) = match digits
         .strip_prefix("0x")
         .or_else(|| digits.strip_prefix("0X"))
     {
-        Some(hex) => i128::from_str_radix(hex, 16).ok()?,
-        None if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
-            digits.parse().ok()?
-        }
-        None => return None,
+        Some(hex) => (16, hex),
+        None => (10, digits),
     };
+    // from_str_radix would take a second sign (`0x-1`): only digits here.
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = i128::from_str_radix(digits, radix).ok()?;
     Some(if neg { -magnitude } else { magnitude })
+}
+
+/// Whether `text` spells an infinity (`inf`, `-Infinity`...), which is the
+/// only way a float argument may be infinite.
+fn spells_infinity(text: &str) -> bool {
+    let t = text.trim();
+    let t = t.strip_prefix(['-', '+']).unwrap_or(t);
+    t.eq_ignore_ascii_case("inf") || t.eq_ignore_ascii_case("infinity")
+}
+
+/// `v` as a value of the float type `scalar`, refusing a finite number that
+/// is too large for it (`1e400` for f64, `1e39` for f32) rather than
+/// rounding it to an infinity. `text` is how it was written, for messages.
+fn float_value(scalar: ScalarType, v: f64, text: &str, position: usize) -> Result<Value> {
+    let out_of_range = || {
+        bad(
+            position,
+            format!("{} is out of range for {scalar}", quoted(text)),
+        )
+    };
+    if v.is_infinite() && !spells_infinity(text) {
+        return Err(out_of_range());
+    }
+    if scalar == ScalarType::F32 {
+        let narrow = v as f32;
+        if narrow.is_infinite() && v.is_finite() {
+            return Err(out_of_range());
+        }
+        return Ok(Value::F32(narrow));
+    }
+    Ok(Value::F64(v))
 }
 
 fn scalar_from_text(scalar: ScalarType, text: &str, position: usize) -> Result<Value> {
     if scalar.is_float() {
-        let v: f64 = text
-            .trim()
-            .parse()
-            .map_err(|_| bad(position, format!("'{text}' is not a number ({scalar})")))?;
-        return Ok(if scalar == ScalarType::F32 {
-            Value::F32(v as f32)
-        } else {
-            Value::F64(v)
-        });
+        let v: f64 = text.trim().parse().map_err(|_| {
+            bad(
+                position,
+                format!("'{}' is not a number ({scalar})", quoted(text)),
+            )
+        })?;
+        return float_value(scalar, v, text, position);
     }
     let v = parse_int(text).ok_or_else(|| {
         bad(
             position,
-            format!("'{text}' is not an integer ({scalar}; decimal or 0x hex)"),
+            format!(
+                "'{}' is not an integer ({scalar}; decimal or 0x hex)",
+                quoted(text)
+            ),
         )
     })?;
-    Value::from_int(scalar, v)
-        .ok_or_else(|| bad(position, format!("{text} is out of range for {scalar}")))
+    Value::from_int(scalar, v).ok_or_else(|| {
+        bad(
+            position,
+            format!("{} is out of range for {scalar}", quoted(text)),
+        )
+    })
 }
 
 fn handle_from_text(text: &str, position: usize) -> Result<Value> {
@@ -94,8 +138,15 @@ fn bytes_from_text(text: &str, position: usize) -> Result<Vec<u8>> {
         return hex::decode(h).map_err(|e| bad(position, e));
     }
     if let Some(path) = text.strip_prefix('@') {
-        return std::fs::read(path)
-            .map_err(|e| bad(position, format!("cannot read '{path}': {e}")));
+        // Nothing larger than the arena could be passed anyway.
+        return read_regular(Path::new(path), DEFAULT_ARENA as u64).map_err(|why| {
+            let limit = if why.starts_with("it is larger") {
+                " (the arena)"
+            } else {
+                ""
+            };
+            bad(position, format!("@{}: {why}{limit}", quoted(path)))
+        });
     }
     Ok(text.as_bytes().to_vec())
 }
@@ -137,11 +188,7 @@ pub fn arg_from_json(ty: ArgType, v: &Json, position: usize) -> Result<Value> {
         (ArgType::Scalar(s) | ArgType::Ptr(Pointee::Scalar(s)), Json::Number(n)) => {
             if s.is_float() {
                 let f = n.as_f64().unwrap_or(f64::NAN);
-                Ok(if s == ScalarType::F32 {
-                    Value::F32(f as f32)
-                } else {
-                    Value::F64(f)
-                })
+                float_value(s, f, &n.to_string(), position)
             } else {
                 let i = n
                     .as_i64()
@@ -178,6 +225,124 @@ pub fn arg_from_json(ty: ArgType, v: &Json, position: usize) -> Result<Value> {
     }
 }
 
+/// Alignment of each buffer in the arena, as the bridge lays them out.
+const BUFFER_ALIGN: usize = 16;
+
+/// Checks, before a helper is started, that the call's buffers (`cstr`,
+/// `bytes`, `out[N]`, `*T`) fit in the arena together, as the bridge lays
+/// them out: each rounded up to [`BUFFER_ALIGN`]. The bridge checks again,
+/// exactly, when it lays out the call; this refuses the hopeless cases
+/// (a 100 MB `@FILE`, `out[1073741824]`) without spawning anything.
+pub fn check_fits(sig: &Signature, values: &[Value]) -> Result<()> {
+    let mut given = values.iter();
+    let mut total: usize = 0;
+    for (i, ty) in sig.args.iter().enumerate() {
+        let value = if ty.takes_value() { given.next() } else { None };
+        let len = match (ty, value) {
+            (ArgType::Out(n), _) => *n,
+            (ArgType::CStr, Some(Value::Str(b))) => b.len() + 1,
+            (ArgType::Bytes, Some(Value::Bytes(b))) => b.len(),
+            (ArgType::Ptr(_), _) => 8,
+            _ => continue,
+        };
+        total = total.saturating_add(len.max(1).next_multiple_of(BUFFER_ALIGN));
+        if total > DEFAULT_ARENA {
+            return Err(bad(
+                i + 1,
+                format!(
+                    "the call's buffers need more than the {} arena",
+                    human_bytes(DEFAULT_ARENA as u64)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What [`mark_negative_literals`] puts before a negative literal: a NUL,
+/// which no command-line argument can contain.
+const NEGATIVE_MARK: char = '\0';
+
+/// Whether `token` is a negative literal as ffb reads values: `-5`,
+/// `-0x10`, `-1.5e-3`, `-inf`, `-infinity`, `-nan` (any case).
+pub fn is_negative_literal(token: &str) -> bool {
+    let Some(rest) = token.strip_prefix('-') else {
+        return false;
+    };
+    if ["inf", "infinity", "nan"]
+        .iter()
+        .any(|w| rest.eq_ignore_ascii_case(w))
+    {
+        return true;
+    }
+    if let Some(hex) = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X")) {
+        return !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    }
+    rest.starts_with(|c: char| c.is_ascii_digit() || c == '.') && rest.parse::<f64>().is_ok()
+}
+
+/// The command line with every negative literal given as a value of `ffb
+/// call` or `ffb sql` marked, so that clap takes it for a value and not for
+/// a flag (clap knows only decimal negative numbers, not `-inf` or
+/// `-0x10`), while flags after the values still parse. A negative literal
+/// right after an option that takes a value is joined to it (`--opt=-5`);
+/// anything after `--` is left as is.
+/// The positionals that take such values strip the mark with [`unmarked`].
+pub fn mark_negative_literals(argv: Vec<OsString>, cli: &clap::Command) -> Vec<OsString> {
+    let Some(sub) = argv
+        .get(1)
+        .and_then(|a| a.to_str())
+        .and_then(|name| cli.find_subcommand(name))
+        .filter(|sub| matches!(sub.get_name(), "call" | "sql"))
+    else {
+        return argv;
+    };
+    let takes_value = |token: &str| {
+        let Some(long) = token.strip_prefix("--") else {
+            return false;
+        };
+        !long.contains('=')
+            && sub
+                .get_arguments()
+                .any(|a| a.get_long() == Some(long) && a.get_action().takes_values())
+    };
+    let mut out: Vec<OsString> = Vec::with_capacity(argv.len());
+    let mut after_option = false;
+    let mut escaped = false;
+    for token in argv {
+        let text = token.to_str().unwrap_or("");
+        let negative = !escaped && is_negative_literal(text);
+        if negative && after_option {
+            // `--timeout-ms -5` as `--timeout-ms=-5`, which clap reads
+            // as the option's value whatever it starts with.
+            let option = out.pop().expect("the option came before");
+            let mut joined = option;
+            joined.push("=");
+            joined.push(&token);
+            out.push(joined);
+            after_option = false;
+            continue;
+        }
+        escaped |= text == "--";
+        after_option = !escaped && takes_value(text);
+        out.push(if negative {
+            format!("{NEGATIVE_MARK}{text}").into()
+        } else {
+            token
+        });
+    }
+    out
+}
+
+/// A positional value as typed, without the mark
+/// [`mark_negative_literals`] may have put on it (a clap value parser).
+pub fn unmarked(value: &str) -> std::result::Result<String, String> {
+    Ok(value
+        .strip_prefix(NEGATIVE_MARK)
+        .unwrap_or(value)
+        .to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,12 +361,57 @@ mod tests {
             .unwrap_err()
             .message
             .starts_with("argument 2"));
+        assert!(arg_from_text(i8t, "0x-1", 1).is_err());
+        assert!(arg_from_text(i8t, "0x+1", 1).is_err());
+        assert_eq!(arg_from_text(i8t, "-0x10", 1).unwrap(), Value::I8(-16));
         let u64t = ArgType::Scalar(ScalarType::U64);
         assert_eq!(
             arg_from_text(u64t, "0xffffffffffffffff", 1).unwrap(),
             Value::U64(u64::MAX)
         );
         assert!(arg_from_text(u64t, "-1", 1).is_err());
+    }
+
+    #[test]
+    fn floats_too_large_for_their_type_are_refused() {
+        let f64t = ArgType::Scalar(ScalarType::F64);
+        let f32t = ArgType::Scalar(ScalarType::F32);
+        for (ty, text) in [(f64t, "1e400"), (f64t, "-1e400"), (f32t, "1e39")] {
+            let e = arg_from_text(ty, text, 1).unwrap_err();
+            assert!(e.message.contains("out of range"), "{text}: {e}");
+        }
+        assert_eq!(arg_from_text(f32t, "3e38", 1).unwrap(), Value::F32(3e38));
+        assert_eq!(
+            arg_from_text(f64t, "-inf", 1).unwrap(),
+            Value::F64(f64::NEG_INFINITY)
+        );
+        assert_eq!(
+            arg_from_text(f32t, "Infinity", 1).unwrap(),
+            Value::F32(f32::INFINITY)
+        );
+        let e = arg_from_json(f32t, &serde_json::json!(1e39), 1).unwrap_err();
+        assert!(e.message.contains("out of range"), "{e}");
+    }
+
+    #[test]
+    fn negative_literals_are_told_from_flags() {
+        for yes in [
+            "-5",
+            "-0x10",
+            "-0XfF",
+            "-1.5e-3",
+            "-.5",
+            "-inf",
+            "-Infinity",
+            "-NaN",
+        ] {
+            assert!(is_negative_literal(yes), "{yes}");
+        }
+        for no in [
+            "-", "--", "--json", "-x", "-0x", "-0xg", "-h", "-i", "5", "-1-2",
+        ] {
+            assert!(!is_negative_literal(no), "{no}");
+        }
     }
 
     #[test]

@@ -17,8 +17,7 @@ pub const USAGE: u8 = 2;
 pub fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind as K;
     if matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
-        let _ = e.print();
-        return ExitCode::SUCCESS;
+        return crate::output::stdout_text(&e.render().to_string(), ExitCode::SUCCESS);
     }
     let message = if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
         if std::env::args_os().nth(1).is_some_and(|a| a == "policy") {
@@ -29,7 +28,7 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
     } else {
         one_line(&e.render().to_string())
     };
-    eprintln!("ffb: {message} (see ffb --help)");
+    crate::output::stderr_line(&format!("{message} (see ffb --help)"));
     ExitCode::from(USAGE)
 }
 
@@ -39,7 +38,9 @@ fn one_line(rendered: &str) -> String {
         .lines()
         .take_while(|l| !l.starts_with("Usage:"))
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("tip:") && !l.starts_with("For more information")
+        })
         .map(|l| l.trim_start_matches("error: "))
         .collect::<Vec<_>>()
         .join(" ")

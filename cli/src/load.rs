@@ -9,11 +9,13 @@ use std::time::Duration;
 use clap::Args;
 use ffb_loader::{Bridge, BridgeBuilder, BridgeMode, Error, ErrorKind, SandboxPolicy};
 use ffb_policy::diagnostics::PolicyFileError;
+use ffb_policy::kernel::running_kernel;
 use ffb_policy::manifest::Manifest;
-use ffb_policy::source::load_policy;
-use serde_json::json;
+use ffb_policy::sandbox::PRESETS;
+use ffb_policy::source::{load_policy, parse_policy_text};
 
-use crate::output::{print_warnings, report, report_policy};
+use crate::files::{check_appendable, read_regular_text, Sink, MAX_MANIFEST, MAX_POLICY};
+use crate::output::{print_warnings, quoted, report, report_policy, stderr_line};
 
 #[derive(Args)]
 pub struct LoadArgs {
@@ -89,9 +91,58 @@ pub fn bridge_disabled() -> Error {
 }
 
 /// Loads a policy (a preset or a file) and checks that it compiles. The error
-/// is one line: `FILE:LINE:COL: what is wrong`.
+/// is one line: `FILE:LINE:COL: what is wrong`. A file is read only if it is
+/// a regular file of at most [`MAX_POLICY`] bytes.
 pub fn load_checked(spec: &str) -> Result<SandboxPolicy, PolicyFileError> {
-    compiles(load_policy(spec)?, spec)
+    if PRESETS.contains(&spec) {
+        return compiles(load_policy(spec)?, spec);
+    }
+    let whole = |message: String| PolicyFileError {
+        path: spec.to_string(),
+        line: 0,
+        column: 0,
+        message,
+    };
+    let text = read_regular_text(Path::new(spec), MAX_POLICY).map_err(|why| {
+        // A bare word that is no file was probably meant as a preset.
+        let hint = if !Path::new(spec).exists() && !spec.contains(['/', '.']) {
+            format!(" (and it is not a preset: {})", PRESETS.join(", "))
+        } else {
+            String::new()
+        };
+        whole(format!("cannot read the policy file: {why}{hint}"))
+    })?;
+    // JSON that is not an object would be read as TOML (`[...]` as a table
+    // header) and reported as bad TOML. An object is left to the parser,
+    // which reads it once.
+    if !text.trim_start().starts_with('{') {
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) {
+            let before = &text[..text.len() - text.trim_start().len()];
+            let last_line = before.rsplit('\n').next().unwrap_or("");
+            return Err(PolicyFileError {
+                line: before.matches('\n').count() + 1,
+                column: last_line.chars().count() + 1,
+                ..whole(format!(
+                    "the file is a JSON {}, not a policy: a JSON policy is an object, \
+                     a Docker/OCI seccomp profile (with \"defaultAction\") or a seccompiler filter",
+                    json_kind(&json)
+                ))
+            });
+        }
+    }
+    compiles(parse_policy_text(&text, spec, running_kernel())?, spec)
+}
+
+/// A JSON value's kind, as a noun.
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
 }
 
 /// `policy`, once it is known to compile; `spec` names it in the error.
@@ -107,41 +158,98 @@ fn compiles(policy: SandboxPolicy, spec: &str) -> Result<SandboxPolicy, PolicyFi
     Ok(policy)
 }
 
-/// Opens (creating) the audit log once, so a path that cannot be written is
-/// bad input, reported before anything is spawned.
-fn check_audit_log(path: &Path) -> Result<(), Error> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map(drop)
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::LoadFailed,
-                format!(
-                    "--audit-log {}: cannot open it for appending: {e}",
-                    path.display()
-                ),
-            )
-        })
+/// Checks, before anything is spawned, that `path` can take what `flag`
+/// writes there, as `sink` allows.
+fn check_output_file(flag: &str, path: &Path, sink: Sink) -> Result<(), Error> {
+    // load_failed, as the loader would report it, but before anything.
+    check_appendable(path, sink).map_err(|why| {
+        Error::new(
+            ErrorKind::LoadFailed,
+            format!("{flag} {}: {why}", quoted(&path.display().to_string())),
+        )
+    })
 }
 
-/// Reads and checks an extension manifest (nothing is loaded).
-pub fn load_manifest(path: &Path) -> Result<Manifest, PolicyFileError> {
-    Manifest::load(path)
-}
-
-/// Reports an invalid manifest (or its invalid policy): `ffb: FILE:LINE:COL:
-/// what is wrong` on stderr, or a `load_failed` object on stdout; exit status 2.
-pub fn report_manifest(error: &PolicyFileError, json_output: bool) -> ExitCode {
-    if json_output {
-        let e = Error::new(ErrorKind::LoadFailed, error.to_string());
-        println!("{}", json!({"ok": false, "error": e.to_json()}));
-    } else {
-        eprintln!("ffb: {error}");
+/// Checks `--extension-output` and `--audit-log` before the loader
+/// creates either. The library's output may go to a terminal; the audit
+/// log must be a file that keeps what is written.
+pub fn check_outputs(
+    extension_output: Option<&Path>,
+    audit_log: Option<&Path>,
+) -> Result<(), Error> {
+    let outputs = [
+        ("--extension-output", extension_output, Sink::FileOrDevice),
+        ("--audit-log", audit_log, Sink::RegularFile),
+    ];
+    for (flag, path, sink) in outputs {
+        if let Some(path) = path {
+            check_output_file(flag, path, sink)?;
+        }
     }
-    ExitCode::from(crate::exit::USAGE)
+    Ok(())
 }
+
+/// `status`, unless the bridge could not write some audit lines (a full
+/// disk): then that is one more line on stderr, and a success becomes exit
+/// status 1, since the run's record is incomplete.
+pub fn audit_checked(bridge: &Bridge, audit_log: Option<&Path>, status: ExitCode) -> ExitCode {
+    let (Some((lost, why)), Some(path)) = (bridge.audit_losses(), audit_log) else {
+        return status;
+    };
+    stderr_line(&format!(
+        "--audit-log {}: {lost} audit line{} could not be written: {why}",
+        quoted(&path.display().to_string()),
+        if lost == 1 { "" } else { "s" }
+    ));
+    if status == ExitCode::SUCCESS {
+        ExitCode::from(crate::exit::CALL_FAILED)
+    } else {
+        status
+    }
+}
+
+/// The longest library name ffb hands the helper: a path is at most
+/// PATH_MAX (4096) bytes with its NUL.
+const MAX_LIBRARY_NAME: usize = 4095;
+
+/// Checks a library name before anything is spawned: an empty one would
+/// make `dlopen` hand back the helper's own global scope (libc and all),
+/// and one longer than a path can be is refused here rather than failing
+/// obscurely in the helper.
+pub fn check_library(name: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::new(
+            ErrorKind::BadArgument,
+            "--lib '': the library name is empty (give a path or a soname such as libz.so.1)",
+        ));
+    }
+    if name.len() > MAX_LIBRARY_NAME {
+        return Err(Error::new(
+            ErrorKind::BadArgument,
+            format!(
+                "--lib '{}': the name is {} bytes, longer than a path can be ({MAX_LIBRARY_NAME} bytes)",
+                quoted(name),
+                name.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads and checks an extension manifest (nothing is loaded). The file
+/// must be a regular file of at most [`MAX_MANIFEST`] bytes.
+pub fn load_manifest(path: &Path) -> Result<Manifest, PolicyFileError> {
+    let origin = path.display().to_string();
+    let text = read_regular_text(path, MAX_MANIFEST).map_err(|why| PolicyFileError {
+        path: origin.clone(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the manifest: {why}"),
+    })?;
+    Manifest::parse(&text, &origin)
+}
+
+pub use crate::output::report_manifest;
 
 /// A manifest's policy, loaded and known to compile.
 pub fn manifest_policy(m: &Manifest) -> Result<SandboxPolicy, PolicyFileError> {
@@ -172,7 +280,6 @@ pub fn builder(
         (None, Some(m)) => manifest_policy(m).map_err(|e| report_manifest(&e, json_output))?,
         (None, None) => load_checked("pure").map_err(|e| report_policy(&e, json_output))?,
     };
-    print_warnings(&policy);
     let library = match (&load.lib, manifest) {
         (Some(lib), _) => lib.clone(),
         (None, Some(m)) => m.library.clone(),
@@ -181,6 +288,11 @@ pub fn builder(
             return Err(report(&e, json_output, true));
         }
     };
+    check_library(&library).map_err(|e| report(&e, json_output, true))?;
+    // Every path is checked before the loader creates any of them.
+    check_outputs(load.extension_output.as_deref(), load.audit_log.as_deref())
+        .map_err(|e| report(&e, json_output, true))?;
+    print_warnings(&policy);
     let mut b = Bridge::builder(library)
         .bridge_mode(bridge_mode(load.bridge_mode))
         .policy(policy);
@@ -194,7 +306,6 @@ pub fn builder(
         load.extension_output_limit,
     );
     if let Some(path) = &load.audit_log {
-        check_audit_log(path).map_err(|e| report(&e, json_output, true))?;
         b = b.audit_log(path.clone());
     }
     Ok(b)

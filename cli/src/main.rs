@@ -3,16 +3,20 @@
 //! One module per subcommand under [`commands`]; what several share has its
 //! own module: [`load`] turns the common flags into a bridge builder,
 //! [`output`] prints results and errors, [`request`] reads the JSON request
-//! of `ffb session` and `ffb policy learn`, [`args`] reads argument values
-//! and [`exit`] names the exit statuses.
+//! of `ffb session` and `ffb policy learn`, [`lines`] reads a session's
+//! stdin line by line, [`args`] reads argument values, [`files`] reads the
+//! files named on the command line (bounded, regular files only) and
+//! [`exit`] names the exit statuses.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod args;
 mod commands;
 mod exit;
+mod files;
+mod lines;
 mod load;
 mod output;
 mod request;
@@ -43,12 +47,32 @@ enum Command {
     /// Make one call (or --repeat N calls) and print the result.
     #[command(
         long_about = "Make one call and print the result.\n\n\
-Give one ARG per parameter, in order; out[N] takes none. Integers are decimal or 0x hex, floats \
-decimal. cstr and bytes take text, hex:0a1b..., or @PATH to read a file. *T takes its initial \
-value; handle takes a token or null.\n\n\
-Put -- before the arguments when one starts with a dash (negative numbers work without it).\n\n\
-Exit status: 0 on success, 1 when the call failed with one of ffb's error kinds, 2 for bad usage \
-or bad input (malformed signature, unparsable argument, wrong argument count, bridge mode off).",
+The signature (--sig) is name(type, ...) -> ret, with types only. Argument types:\n  \
+i8 i16 i32 i64 u8 u16 u32 u64 isize usize  an integer, range-checked\n  \
+f32 f64    a float\n  \
+cstr       a NUL-terminated string (const char *); it may not contain a NUL\n  \
+bytes      a buffer (const uint8_t *): copied in, and back out after the call\n  \
+out[N]     N zeroed bytes the function fills (uint8_t *out), shown after the call;\n             \
+it takes NO argument. N is decimal or 0x hex, 1 to 1 GiB\n  \
+*T         a pointer to one T (a scalar or handle, e.g. *i32 for int *): give its\n             \
+initial value, and its value after the call is shown\n  \
+handle     an opaque pointer (void *, FILE *) the library returned: a token such\n             \
+as handle:1:0, or null\n\
+Return types: void, a scalar, cstr, handle.\n\n\
+Give one ARG per parameter, in order; out[N] takes none. Integers are decimal or 0x hex, with \
+an optional sign (-5, 0xff, -0x10). Floats are decimal (1.5, 1e-3) or nan, inf, -inf; a number \
+too large for its type is refused, not made infinite. cstr and bytes take text, hex:0a1b..., or \
+@PATH to read a regular file (at most the 64 MiB arena). *T takes its initial value; handle \
+takes a token or null.\n\n\
+Negative numbers work without -- (-5, -0x10, -1.5e3, -inf); put -- before the arguments when \
+another one starts with a dash.\n\n\
+Everything typed (the signature, every argument and its size, --lib, --policy, the output and \
+audit paths) is checked before anything is started. Output: one line, NAME = RET then each \
+value that came back through a pointer as argN:, or with --json one JSON object. A closed \
+stdout ends ffb quietly.\n\n\
+Exit status: 0 on success, 1 when the call failed with one of ffb's error kinds (or stdout \
+or audit lines could not be written), 2 for bad usage or bad input (malformed signature, unparsable or \
+out-of-range argument, wrong argument count, an unreadable or invalid policy, bridge mode off).",
         allow_negative_numbers = true
     )]
     Call(call::CallArgs),
@@ -60,7 +84,8 @@ Request:  {\"id\": ANY, \"sig\": \"name(types) -> ret\", \"args\": [...]}\n\
 With --manifest, a request may name a declared function instead: {\"id\": ANY, \"fn\": \"name\", \"args\": [...]}\n\
 Response: the same shape as `ffb call --json`, plus the request's \"id\".\n\
 Arguments are JSON numbers, strings (cstr, bytes), {\"hex\": \"...\"}, handle tokens or null. \
-A malformed line gets an error object and the session goes on."
+Every line gets exactly one response: a malformed line (not JSON, not UTF-8, longer than \
+twice the arena) gets an error object, and the session goes on."
     )]
     Session(session::SessionArgs),
     /// Show what an extension manifest declares and what bridge mode enforces.
@@ -79,7 +104,8 @@ An invalid manifest is one line on stderr, ffb: FILE:LINE:COL: what is wrong, an
         long_about = "Work with sandbox policies: a preset (pure, fs-read, db-client) or a policy \
 file (TOML, a Docker/OCI seccomp profile, or a seccompiler JSON filter, told apart by content). \
 See docs/policy.md.\n\n\
-An invalid policy is one line on stderr, FILE:LINE:COL: what is wrong, and exit status 2. \
+An invalid policy is one line on stderr, FILE:LINE:COL: what is wrong (FILE: what is wrong when \
+it concerns the whole file: missing, not a regular file, over 4 MiB), and exit status 2. \
 Warnings about imported profiles are lines starting with 'ffb: warning:' on stderr."
     )]
     Policy(policy::PolicyCommand),
@@ -106,7 +132,8 @@ after Ctrl-C.",
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let argv = args::mark_negative_literals(std::env::args_os().collect(), &Cli::command());
+    let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => return exit::usage_error(e),
     };

@@ -9,6 +9,7 @@
 //! blob `{"hex":"00ff"}`, and a non-finite float the string `"inf"`, `"-inf"`
 //! or `"NaN"` (JSON has no such numbers; the strings match `ffb call --json`).
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use ffb_loader::sql::Value;
@@ -56,7 +57,27 @@ pub fn float_text(f: f64) -> String {
 
 /// A blob as an SQL literal.
 fn blob_text(b: &[u8]) -> String {
-    format!("x'{}'", hex::encode(b))
+    let mut text = String::with_capacity(2 * b.len() + 3);
+    push_blob_text(&mut text, b);
+    text
+}
+
+/// Appends `x'…'` for `b` to `text`, which a writer reuses from cell to
+/// cell: no allocation per cell once it has grown.
+fn push_blob_text(text: &mut String, b: &[u8]) {
+    text.push_str("x'");
+    push_hex(text, b);
+    text.push('\'');
+}
+
+/// Appends the lowercase hex digits of `b` to `text`.
+fn push_hex(text: &mut String, b: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    text.reserve(2 * b.len());
+    for byte in b {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
 }
 
 // ---- table ------------------------------------------------------------
@@ -224,6 +245,8 @@ struct Json<W: Write> {
     out: io::BufWriter<W>,
     first: bool,
     int: itoa::Buffer,
+    /// A blob's hex digits, reused from cell to cell.
+    field: String,
 }
 
 impl<W: Write> Json<W> {
@@ -232,6 +255,7 @@ impl<W: Write> Json<W> {
             out: io::BufWriter::with_capacity(64 << 10, out),
             first: true,
             int: itoa::Buffer::new(),
+            field: String::new(),
         }
     }
 
@@ -242,7 +266,11 @@ impl<W: Write> Json<W> {
             Value::Float(f) if f.is_finite() => write!(self.out, "{f:?}"),
             Value::Float(f) => write!(self.out, "\"{f:?}\""),
             Value::Text(t) => serde_json::to_writer(&mut self.out, t).map_err(io::Error::from),
-            Value::Blob(b) => write!(self.out, "{{\"hex\":\"{}\"}}", hex::encode(b)),
+            Value::Blob(b) => {
+                self.field.clear();
+                push_hex(&mut self.field, b);
+                write!(self.out, "{{\"hex\":\"{}\"}}", self.field)
+            }
         }
     }
 }
@@ -325,12 +353,15 @@ impl<W: Write> RowWriter for Csv<W> {
                 Value::Null => b"",
                 Value::Int(i) => self.int.format(*i).as_bytes(),
                 Value::Float(f) => {
-                    self.field = float_text(*f);
+                    self.field.clear();
+                    // Writing to a String cannot fail.
+                    let _ = write!(self.field, "{f:?}");
                     self.field.as_bytes()
                 }
                 Value::Text(t) => t.as_bytes(),
                 Value::Blob(b) => {
-                    self.field = blob_text(b);
+                    self.field.clear();
+                    push_blob_text(&mut self.field, b);
                     self.field.as_bytes()
                 }
             };

@@ -6,7 +6,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde_json::json;
@@ -20,6 +21,32 @@ pub(crate) struct AuditLog {
     library: String,
     policy: String,
     policy_hash: String,
+    losses: Arc<AuditLosses>,
+}
+
+/// Audit lines that could not be written (a full disk, a quota, an I/O
+/// error): how many, and the first error, so that a lost event is reported
+/// instead of vanishing.
+#[derive(Debug, Default)]
+pub(crate) struct AuditLosses {
+    count: AtomicU64,
+    first: Mutex<Option<String>>,
+}
+
+impl AuditLosses {
+    /// Counts one line lost to `e`, keeping the first error.
+    fn note(&self, e: &std::io::Error) {
+        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        first.get_or_insert_with(|| e.to_string());
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many lines were lost and the first error, if any was.
+    pub fn get(&self) -> Option<(u64, String)> {
+        let first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        let count = self.count.load(Ordering::Relaxed);
+        first.clone().map(|e| (count, e))
+    }
 }
 
 /// What happened.
@@ -49,7 +76,19 @@ impl AuditLog {
             library: library.to_string(),
             policy: policy.to_string(),
             policy_hash,
+            losses: Arc::default(),
         })
+    }
+
+    /// The lines this log could not write: see [`AuditLosses::get`].
+    pub fn losses(&self) -> Option<(u64, String)> {
+        self.losses.get()
+    }
+
+    /// The counter of lines lost, which outlives the log (a pool keeps its
+    /// finished members' counts).
+    pub fn loss_counter(&self) -> Arc<AuditLosses> {
+        Arc::clone(&self.losses)
     }
 
     pub fn record(&self, e: &AuditEvent<'_>) {
@@ -75,7 +114,9 @@ impl AuditLog {
         text.push('\n');
         // One write per line, so concurrent writers never interleave a line.
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = file.write_all(text.as_bytes());
+        if let Err(e) = file.write_all(text.as_bytes()) {
+            self.losses.note(&e);
+        }
     }
 }
 
@@ -112,6 +153,41 @@ mod tests {
         for (kind, event) in events {
             assert_eq!(event_for(&kind), event, "{kind:?}");
         }
+    }
+
+    fn event(pid: i32) -> AuditEvent<'static> {
+        AuditEvent {
+            event: "crash",
+            function: Some("f"),
+            syscall: None,
+            action: "killed",
+            pid,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn lines_a_full_disk_refuses_are_counted_with_the_first_error() {
+        let full = AuditLog::open(Path::new("/dev/full"), "lib", "p", "h".into()).unwrap();
+        assert_eq!(full.losses(), None, "nothing lost before a write");
+        for pid in 1..=3 {
+            full.record(&event(pid));
+        }
+        let (count, first) = full.losses().expect("losses on /dev/full");
+        assert_eq!(count, 3);
+        assert_eq!(
+            first,
+            std::io::Error::from_raw_os_error(libc::ENOSPC).to_string()
+        );
+
+        let dir = std::env::temp_dir().join(format!("ffb-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("audit.jsonl");
+        let fine = AuditLog::open(&path, "lib", "p", "h".into()).unwrap();
+        fine.record(&event(1));
+        assert_eq!(fine.losses(), None);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -87,6 +87,8 @@ mod audit;
 mod bridge;
 mod error;
 mod forkserver;
+#[doc(hidden)]
+pub mod fuzzing;
 mod helper;
 mod learn;
 mod manifest;

@@ -78,6 +78,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::audit::AuditLosses;
 use crate::bridge::{BatchFailure, Bridge, BridgeBuilder, CallOutput, FunctionId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::value::{Handle, Value};
@@ -190,6 +191,10 @@ struct Shared {
     spawns: AtomicU64,
     respawns: AtomicU64,
     reaped: AtomicU64,
+    /// The lost-line counters of the members' audit logs (each member opens
+    /// its own), for [`Pool::audit_losses`]. A finished member's counter is
+    /// dropped unless it counted a loss.
+    audit_losses: Mutex<Vec<Arc<AuditLosses>>>,
 }
 
 struct State {
@@ -252,6 +257,10 @@ impl Pool {
         }
         let (handoff_tx, handoff_rx) = crossbeam_channel::unbounded();
         let bridges = load_many(&builder, config.min_helpers.max(1))?;
+        let audit_losses = bridges
+            .iter()
+            .filter_map(Bridge::audit_loss_counter)
+            .collect();
         let now = Instant::now();
         let mut members = Vec::new();
         let mut idle = Vec::new();
@@ -287,6 +296,7 @@ impl Pool {
             spawns: AtomicU64::new(started),
             respawns: AtomicU64::new(0),
             reaped: AtomicU64::new(0),
+            audit_losses: Mutex::new(audit_losses),
         });
         let reaper = match config.idle_timeout {
             Some(timeout) if config.max_helpers > config.min_helpers => {
@@ -387,6 +397,21 @@ impl Pool {
             Err(failure) => lease.finish(respawns, failure.index + 1, failure.completed.iter()),
         }
         result
+    }
+
+    /// Audit lines that could not be written to the audit log
+    /// ([`BridgeBuilder::audit_log`]) by any member, finished ones
+    /// included: how many, and the first error. `None` when every line was
+    /// written, or without an audit log.
+    pub fn audit_losses(&self) -> Option<(u64, String)> {
+        let counters = self.shared().audit_counters();
+        let mut total = 0;
+        let mut first = None;
+        for (count, error) in counters.iter().filter_map(|c| c.get()) {
+            total += count;
+            first.get_or_insert(error);
+        }
+        first.map(|e| (total, e))
     }
 
     /// A snapshot of the pool's members and counters.
@@ -505,6 +530,20 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn audit_counters(&self) -> MutexGuard<'_, Vec<Arc<AuditLosses>>> {
+        self.audit_losses.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps a new member's lost-line counter, and forgets those of
+    /// finished members (no one else holds them) that lost nothing.
+    fn count_audit_losses_of(&self, bridge: &Bridge) {
+        if let Some(counter) = bridge.audit_loss_counter() {
+            let mut counters = self.audit_counters();
+            counters.retain(|c| Arc::strong_count(c) > 1 || c.get().is_some());
+            counters.push(counter);
+        }
+    }
+
     fn lease(&self, id: u64, bridge: Box<Bridge>) -> Lease<'_> {
         Lease {
             shared: self,
@@ -535,6 +574,7 @@ impl Shared {
                 return match loaded {
                     Ok(bridge) => {
                         self.spawns.fetch_add(1, Relaxed);
+                        self.count_audit_losses_of(&bridge);
                         let id = st.next_id;
                         st.next_id += 1;
                         st.members.push(Member {

@@ -16,7 +16,7 @@ use crate::grants::GrantKind;
 use crate::hash::policy_hash;
 use crate::sandbox::{
     ArgCondition, CmpOp, SandboxPolicy, Target, FLOOR, LOADING_SYSCALLS, SUPERVISED_CONNECTS,
-    SUPERVISED_SIGNALS, SUPERVISED_TARGETS,
+    SUPERVISED_LOCKS, SUPERVISED_SIGNALS, SUPERVISED_TARGETS,
 };
 
 /// A condition as an expression: `arg0 == 2`, `arg2 & 0x4 == 0`.
@@ -43,9 +43,15 @@ fn num(v: u64) -> String {
 }
 
 fn floor_label(e: &crate::sandbox::FloorEntry) -> String {
-    match e.only_when {
-        Some((i, mask, value)) => format!("{} (when arg{i} & {mask:#x} == {value:#x})", e.syscall),
-        None => e.syscall.to_string(),
+    match (e.only_when, e.except) {
+        (Some((i, mask, value)), Some((j, except))) => format!(
+            "{} (when arg{i} & {mask:#x} == {value:#x} and arg{j} != {except:#x})",
+            e.syscall
+        ),
+        (Some((i, mask, value)), None) => {
+            format!("{} (when arg{i} & {mask:#x} == {value:#x})", e.syscall)
+        }
+        _ => e.syscall.to_string(),
     }
 }
 
@@ -60,12 +66,23 @@ fn target_labels() -> Vec<String> {
         .collect()
 }
 
-/// The connect routes as expressions: `socket (arg2 & 0xffffffff == 0x106)`.
-fn connect_labels() -> Vec<String> {
-    SUPERVISED_CONNECTS
+/// A route's `(syscall, argument, mask, value)` table as expressions:
+/// `socket (arg2 & 0xffffffff == 0x106)`.
+fn masked_labels(table: &[(&str, u8, u64, u64)]) -> Vec<String> {
+    table
         .iter()
         .map(|(name, i, mask, value)| format!("{name} (arg{i} & {mask:#x} == {value:#x})"))
         .collect()
+}
+
+/// The connect routes as expressions.
+fn connect_labels() -> Vec<String> {
+    masked_labels(SUPERVISED_CONNECTS)
+}
+
+/// The lock routes as expressions.
+fn lock_labels() -> Vec<String> {
+    masked_labels(SUPERVISED_LOCKS)
 }
 
 /// A readable account of the policy: its rules, the floor, the supervised
@@ -140,6 +157,12 @@ pub fn explain_text(p: &SandboxPolicy) -> String {
         w,
         "connections without connect() (a violation unless a rule names the value): {}",
         connect_labels().join(", ")
+    );
+    let _ = writeln!(
+        w,
+        "locks (the rules decide, then the host lets them run only on a file within a write grant, \
+         else ENOLCK): {}",
+        lock_labels().join(", ")
     );
     let _ = writeln!(
         w,
@@ -250,7 +273,7 @@ fn condition_json(c: &ArgCondition) -> Value {
 /// "conditions": [{"index", "op", "value", "mask"?}], "granted_by": {"section",
 /// "values"} or null}], "floor": [{"syscall",
 /// "reason", "only_when"?}], "supervised_signals", "supervised_targets",
-/// "supervised_connects", "loading_only",
+/// "supervised_connects", "supervised_locks", "loading_only",
 /// "filesystem": {"read", "write"}, "network": {"connect_tcp", "bind_tcp",
 /// "connect_unix"},
 /// "limits": {...}, "namespaces": [...], "run_as": {"name", "uid", "gid"} or
@@ -276,11 +299,15 @@ pub fn explain_json(p: &SandboxPolicy) -> Value {
             if let Some((index, mask, value)) = e.only_when {
                 v["only_when"] = json!({ "index": index, "op": "masked_eq", "mask": mask, "value": value });
             }
+            if let Some((index, value)) = e.except {
+                v["except"] = json!({ "index": index, "op": "ne", "value": value });
+            }
             v
         }).collect::<Vec<_>>(),
         "supervised_signals": SUPERVISED_SIGNALS,
         "supervised_targets": SUPERVISED_TARGETS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
         "supervised_connects": connect_labels(),
+        "supervised_locks": lock_labels(),
         "loading_only": LOADING_SYSCALLS,
         "filesystem": {
             "read": p.filesystem.read.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
@@ -331,6 +358,9 @@ mod tests {
             "setpriority (which arg0, who arg1)",
             "socket (arg2 & 0xffffffff == 0x106)",
             "sendto (arg3 & 0x20000000 == 0x20000000)",
+            "only on a file within a write grant, else ENOLCK",
+            "fcntl (arg1 & 0xffffffff == 0x25)",
+            "flock (arg1 & 0x2 == 0x2)",
             "fails it with EAGAIN at 16 threads",
             "tgkill",
             "connect_tcp: 5432",
@@ -411,6 +441,7 @@ mod tests {
             .iter()
             .any(|f| f["syscall"] == "bpf"));
         assert_eq!(v["limits"]["threads"], 16);
+        assert_eq!(v["supervised_locks"].as_array().unwrap().len(), 6);
         assert_eq!(v["run_as"], Value::Null);
         assert!(v["namespaces"].as_array().unwrap().is_empty());
     }

@@ -10,14 +10,18 @@
 //! | grant | brings in (allow rules, appended after the policy's own) | bounded by |
 //! |---|---|---|
 //! | `[filesystem] read` | read-only `open`/`openat`, the `stat`/`access`/`readlink` family, `getdents64`, `fcntl` `F_GETFD`/`F_SETFD`/`F_GETFL`/`F_SETFL` | Landlock (read rights on the paths) |
-//! | `[filesystem] write` | everything `read` brings, `open`/`openat` with any flags, `write`/`pwrite64`/`pwritev`/`pwritev2`, `ftruncate`/`truncate`, `fsync`/`fdatasync`, `fallocate`, `rename`/`renameat`/`renameat2`, `unlink`/`unlinkat`, `mkdir`/`mkdirat`/`rmdir`, and POSIX byte-range locks (`fcntl` `F_GETLK`/`F_SETLK`/`F_SETLKW` and the `F_OFD_*` ones) | Landlock (every right on the paths: a file grant cannot create, rename or remove anything, a directory grant can beneath it) |
+//! | `[filesystem] write` | everything `read` brings, `open`/`openat` with any flags, `write`/`pwrite64`/`pwritev`/`pwritev2`, `ftruncate`/`truncate`, `fsync`/`fdatasync`, `fallocate`, `rename`/`renameat`/`renameat2`, `unlink`/`unlinkat`, `mkdir`/`mkdirat`/`rmdir`, and POSIX byte-range locks (`fcntl` `F_GETLK`/`F_SETLK`/`F_SETLKW` and the `F_OFD_*` ones) | Landlock (every right on the paths: a file grant cannot create, rename or remove anything, a directory grant can beneath it); for the lock-setting commands, the host: it lets one run only on a file within a write grant ([`SandboxPolicy::write_grant_covers`]) |
 //! | `[network] connect_tcp` | `socket(AF_INET/AF_INET6, SOCK_STREAM, 0/IPPROTO_TCP)`, `connect`, `get/setsockopt`, `getsockname`, `getpeername`, the send/receive calls, `shutdown`, `poll`/`ppoll`/`select`/`pselect6`/`epoll_*`, `fcntl` `F_GETFL`/`F_SETFL`/`F_GETFD`/`F_SETFD`, `ioctl` `FIONREAD`/`FIONBIO` | Landlock (TCP connect to the ports); MPTCP, SCTP and `MSG_FASTOPEN` stay violations (no derived rule names them) |
 //! | `[network] connect_unix` | `socket(AF_UNIX, SOCK_STREAM, 0)`, and the same calls as `connect_tcp` but the `socket` rule | the host: no kernel mechanism bounds a pathname unix connect (Landlock has no right for it up to ABI 7), so every `connect` goes to the host, which connects the helper's socket itself, to a granted path only ([`SandboxPolicy::connect_decision`]) |
 //!
-//! No grant brings in `flock` (it locks any file the helper can open, read
-//! grants and loader directories included), leases (on the floor), or a
-//! metadata call (`chmod`, `chown`, `utimensat`, xattrs: Landlock does not
-//! confine them).
+//! No grant brings in `flock`, leases (on the floor), or a metadata call
+//! (`chmod`, `chown`, `utimensat`, xattrs: Landlock does not confine them).
+//! Whatever the rules allow, a lock-setting call (`fcntl` `F_SETLK`,
+//! `F_SETLKW`, `F_OFD_SETLK`, `F_OFD_SETLKW`, `flock` but `LOCK_UN`) goes to
+//! the host, which lets it run only on a file within a write grant
+//! ([`SUPERVISED_LOCKS`](crate::sandbox::SUPERVISED_LOCKS)): a read lock
+//! needs only a readable fd, and would otherwise stall another process's
+//! writer of any file the helper may read.
 //!
 //! A derived rule is left out when an allow rule already in the policy
 //! covers it (same syscall, a subset of its conditions). Derivation is
@@ -238,9 +242,11 @@ const FD_FLAG_COMMANDS: [u64; 4] = [
     libc::F_SETFL as u64,
 ];
 
-/// POSIX byte-range locks. A write lock needs an fd open for writing, which
-/// Landlock allows only under a write grant; a read lock needs only a
-/// readable fd (see `docs/policy.md`, "What a write grant bounds").
+/// POSIX byte-range locks. The setting ones still go to the host first,
+/// which lets them run only on a file within a write grant (a read lock
+/// needs only a readable fd); these rules are what it then consults
+/// ([`SandboxPolicy::lock_rules_verdict`]). See `docs/policy.md`, "What a
+/// write grant bounds".
 const LOCK_COMMANDS: [u64; 6] = [
     libc::F_GETLK as u64,
     libc::F_SETLK as u64,
@@ -368,6 +374,31 @@ impl SandboxPolicy {
             GrantKind::ConnectTcp => !self.network.connect_tcp.is_empty(),
             GrantKind::ConnectUnix => !self.connect_unix.is_empty(),
         }
+    }
+
+    /// Whether `file`, the absolute path of an open file with every symlink
+    /// resolved (as `/proc/PID/fd/N` names it), lies within one of the
+    /// policy's write grants: it is a granted file or beneath a granted
+    /// directory, component by component (`/data/db-journal` is not within a
+    /// grant of `/data/db`). A grant is compared as written and with its
+    /// own symlinks resolved, as Landlock resolved it when it opened the
+    /// grant.
+    ///
+    /// ```
+    /// use ffb_policy::grants::Grants;
+    /// use ffb_policy::sandbox::SandboxPolicy;
+    /// let p = SandboxPolicy::pure()
+    ///     .with_grants(&Grants { write: vec!["/srv/db".into()], ..Grants::default() })
+    ///     .unwrap();
+    /// assert!(p.write_grant_covers("/srv/db/main.db".as_ref()));
+    /// assert!(!p.write_grant_covers("/srv/db2/main.db".as_ref()));
+    /// ```
+    pub fn write_grant_covers(&self, file: &std::path::Path) -> bool {
+        file.is_absolute()
+            && self.filesystem.write.iter().any(|grant| {
+                file.starts_with(grant)
+                    || std::fs::canonicalize(grant).is_ok_and(|real| file.starts_with(real))
+            })
     }
 
     /// Drops every derived rule and derives them again from the policy's
@@ -506,6 +537,7 @@ mod tests {
     use crate::bpf::SECCOMP_RET_ALLOW;
     use crate::sandbox::{Phase, Verdict, SECCOMP_RET_USER_NOTIF};
     use crate::test_support::{args, nr, run};
+    use std::path::Path;
 
     const AT_FDCWD: u64 = libc::AT_FDCWD as u64;
 
@@ -549,15 +581,33 @@ mod tests {
                 "{name}"
             );
         }
-        for command in [
-            libc::F_SETLK,
-            libc::F_SETLKW,
-            libc::F_GETLK,
-            libc::F_OFD_SETLK,
-        ] {
+        for command in [libc::F_GETLK, libc::F_OFD_GETLK] {
             assert_eq!(
                 run(&f, nr("fcntl"), &args(3, command as u64, 0)),
                 SECCOMP_RET_ALLOW
+            );
+        }
+        // Setting a lock goes to the host, which checks the file; the rules
+        // a write grant brings let it go on to that check.
+        for command in [
+            libc::F_SETLK,
+            libc::F_SETLKW,
+            libc::F_OFD_SETLK,
+            libc::F_OFD_SETLKW,
+        ] {
+            let a = args(3, command as u64, 0);
+            assert_eq!(run(&f, nr("fcntl"), &a), SECCOMP_RET_USER_NOTIF);
+            let on_pure = SandboxPolicy::pure().with_grants(&write_grant()).unwrap();
+            for policy in [&p, &on_pure] {
+                assert_eq!(
+                    policy.lock_rules_verdict(nr("fcntl"), &a, Phase::Serving),
+                    Verdict::Continue
+                );
+            }
+            assert_eq!(
+                SandboxPolicy::pure().lock_rules_verdict(nr("fcntl"), &a, Phase::Serving),
+                Verdict::Violation,
+                "pure allows no fcntl"
             );
         }
         // Never: flock, leases (floor), metadata.
@@ -801,6 +851,38 @@ mod tests {
             p.connect_decision(libc::AF_INET6, &v6),
             ConnectDecision::Inet("[::1]:5432".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn a_lock_is_within_a_write_grant_only_beneath_it_component_by_component() {
+        let dir = std::env::temp_dir().join(format!("ffb-grant-covers-{}", std::process::id()));
+        let real = dir.join("real");
+        std::fs::create_dir_all(&real).unwrap();
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let p = SandboxPolicy::pure()
+            .with_grants(&Grants {
+                write: vec![link.clone(), "/srv/app/data.db".into()],
+                read: vec![dir.clone()],
+                ..Grants::default()
+            })
+            .unwrap();
+        // The kernel names an open file with its symlinks resolved.
+        assert!(p.write_grant_covers(&real.join("x.db")));
+        assert!(p.write_grant_covers(&link.join("x.db")));
+        assert!(p.write_grant_covers(Path::new("/srv/app/data.db")));
+        for outside in [
+            dir.join("other.db"),
+            dir.join("real2").join("x.db"),
+            "/srv/app/data.db-journal".into(),
+            "relative/data.db".into(),
+        ] {
+            assert!(!p.write_grant_covers(&outside), "{outside:?}");
+        }
+        // A read grant covers nothing.
+        assert!(!SandboxPolicy::fs_read().write_grant_covers(&real.join("x.db")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -231,7 +231,8 @@ fn execute(
                 let ops = operands
                     .get(args as usize..args as usize + usize::from(nargs))
                     .ok_or("operands out of range")?;
-                let ret = slots.call(function, arena, ops.len(), |i| ops[i].value(regs));
+                let words = ops.iter().map(|o| o.value(regs));
+                let ret = slots.call_words(function, arena, words);
                 regs[usize::from(dst)] = ret.map_err(|_| "fetch call refused its arguments")?;
             }
             Insn::EndUnless { reg, cmp, rhs } => {

@@ -1,6 +1,7 @@
 //! A helper's life after the fork: lock down, hand over the listener, load,
 //! resolve, then serve.
 
+use ffb_contract::artefacts::Namespace;
 use ffb_contract::exit;
 use ffb_contract::fds;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -30,31 +31,7 @@ pub fn helper_main(request: SpawnRequest, received: [i32; 4], parent: i32) -> ! 
             &format!("mapping the arena: {e}"),
         ),
     };
-    // Landlock goes on while the helper is still its original user (so it can
-    // open every listed path) and still single-threaded (so every thread the
-    // library starts inherits it); the user switch and capability drop follow.
-    let who = match (&request.run_as, &request.own_identity) {
-        (Some(id), _) => Ok(lockdown::Become::RunAs(id)),
-        (None, Some(own)) => lockdown::host_pid().map(|pid| lockdown::Become::Own(own, pid)),
-        (None, None) => Ok(lockdown::Become::Same),
-    };
-    let locked = who.and_then(|who| {
-        lockdown::enter_namespaces(&request.namespaces, &request.baseline_namespaces).map(|_| who)
-    });
-    let locked = locked
-        .and_then(|who| lockdown::set_limits(&request.limits).map(|_| who))
-        .and_then(|who| lockdown::set_no_new_privs().map(|_| who))
-        .and_then(|who| match &request.landlock {
-            Some(spec) => lockdown::apply_landlock(spec).map(|_| who),
-            None => Ok(who),
-        })
-        .and_then(|who| lockdown::drop_privileges(who, request.limits.threads, parent))
-        .and_then(|_| match request.non_dumpable {
-            true => lockdown::set_non_dumpable(),
-            false => Ok(()),
-        })
-        .and_then(|_| lockdown::install_filter(&request.filter));
-    let listener = match locked {
+    let listener = match lock_down(&request, parent) {
         Ok(fd) => fd,
         Err(LockdownError(why)) => fail_and_exit(
             LoadFailureKind::LoadFailed,
@@ -136,4 +113,130 @@ fn load(path: &str) -> Result<libloading::Library, String> {
     unsafe { libloading::os::unix::Library::open(Some(path), flags) }
         .map(libloading::Library::from)
         .map_err(|e| e.to_string())
+}
+
+/// `dladdr1`'s request for the symbol's own ELF entry (glibc's
+/// `RTLD_DL_SYMENT`).
+const RTLD_DL_SYMENT: libc::c_int = 1;
+
+/// ELF symbol types of data: an object, a common block, thread-local data.
+const DATA_SYMBOL_TYPES: [(u8, &str); 3] = [(1, "STT_OBJECT"), (5, "STT_COMMON"), (6, "STT_TLS")];
+
+/// Refuses a resolved symbol that is not code: calling it would jump into
+/// bytes that are not instructions. Two checks, neither a system call:
+/// the dynamic symbol table's type for the symbol at exactly this address
+/// (data types are refused, by name), then whether the address lies in an
+/// executable segment of a loaded object (a thread-local variable, whose
+/// address `dlsym` gives in the thread's TLS block, lies in none). A
+/// function, and an indirect function (`STT_GNU_IFUNC`, which `dlsym` has
+/// resolved to its implementation), passes both.
+pub fn refuse_data_symbol(address: *mut libc::c_void, name: &str) -> Result<(), String> {
+    if let Some(ty) = data_symbol_type(address) {
+        return Err(format!(
+            "symbol '{name}' is data ({ty}), not a function: it cannot be called"
+        ));
+    }
+    if !in_executable_segment(address as usize) {
+        return Err(format!(
+            "symbol '{name}' is not code: its address is in no executable segment of a loaded \
+             object (thread-local or other data); it cannot be called"
+        ));
+    }
+    Ok(())
+}
+
+/// The data type of the dynamic symbol at exactly `address`, if it is one.
+fn data_symbol_type(address: *mut libc::c_void) -> Option<&'static str> {
+    // SAFETY: Dl_info is plain data (pointers and integers): all zeroes is a
+    // valid value, which dladdr1 overwrites.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let mut entry: *mut libc::c_void = std::ptr::null_mut();
+    // SAFETY: dladdr1 only reads the dynamic linker's own tables for
+    // `address` and writes `info` and `entry`, both live locals.
+    let found = unsafe { libc::dladdr1(address, &mut info, &mut entry, RTLD_DL_SYMENT) };
+    if found == 0 || entry.is_null() || info.dli_saddr != address {
+        return None;
+    }
+    // SAFETY: with RTLD_DL_SYMENT, a non-null `entry` points at the
+    // symbol's Elf64_Sym in the loaded object's dynamic symbol table, which
+    // stays mapped while the library is loaded.
+    let st_info = unsafe { (*entry.cast::<libc::Elf64_Sym>()).st_info };
+    DATA_SYMBOL_TYPES
+        .iter()
+        .find(|(ty, _)| *ty == st_info & 0xf)
+        .map(|(_, name)| *name)
+}
+
+/// Whether `address` lies in a `PT_LOAD` segment with `PF_X` of any loaded
+/// object.
+fn in_executable_segment(address: usize) -> bool {
+    struct Search {
+        address: usize,
+        found: bool,
+    }
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: dl_iterate_phdr passes the `Search` given below as `data`,
+        // live and not otherwise borrowed during the walk.
+        let search = unsafe { &mut *data.cast::<Search>() };
+        // SAFETY: dl_iterate_phdr passes a valid `info` for the duration of
+        // this callback.
+        let info = unsafe { &*info };
+        // SAFETY: as above: `dlpi_phnum` program headers at `dlpi_phdr`.
+        let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
+        let base = info.dlpi_addr as usize;
+        search.found = headers.iter().any(|h| {
+            let start = base.wrapping_add(h.p_vaddr as usize);
+            h.p_type == libc::PT_LOAD
+                && h.p_flags & libc::PF_X != 0
+                && search.address >= start
+                && search.address - start < h.p_memsz as usize
+        });
+        // Non-zero stops the walk.
+        libc::c_int::from(search.found)
+    }
+    let mut search = Search {
+        address,
+        found: false,
+    };
+    // SAFETY: `visit` matches the callback type and reads `data` only as
+    // the live `Search`; dl_iterate_phdr makes no system call beyond the
+    // loader's lock.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut search as *mut Search).cast()) };
+    search.found
+}
+
+/// Every step of the lockdown, in order; the listener of the installed
+/// filter, or why a step failed.
+///
+/// The Landlock ruleset is built first, while the helper is still its
+/// original user (so it can open every listed path), and enforced after
+/// the namespaces (whose mounts it would forbid), still single-threaded (so
+/// every thread the library starts inherits it). A root host's helper that
+/// enters a user namespace becomes its own uid before it makes the
+/// namespace; any other user switch and the capability drop come last.
+fn lock_down(request: &SpawnRequest, parent: i32) -> Result<i32, LockdownError> {
+    let landlock = lockdown::prepare_landlock(request.landlock.as_ref())?;
+    let user_namespace = request.namespaces.contains(&Namespace::User)
+        || request.baseline_namespaces.contains(&Namespace::User);
+    let who = match (&request.run_as, &request.own_identity) {
+        (Some(id), _) => lockdown::Become::RunAs(id),
+        (None, Some(own)) if user_namespace => {
+            lockdown::switch_before_user_namespace(own, lockdown::host_pid()?)?
+        }
+        (None, Some(own)) => lockdown::Become::Own(own, lockdown::host_pid()?),
+        (None, None) => lockdown::Become::Same,
+    };
+    lockdown::enter_namespaces(&request.namespaces, &request.baseline_namespaces)?;
+    lockdown::set_limits(&request.limits)?;
+    lockdown::set_no_new_privs()?;
+    lockdown::enforce_landlock(landlock)?;
+    lockdown::drop_privileges(who, request.limits.threads, parent)?;
+    if request.non_dumpable {
+        lockdown::set_non_dumpable()?;
+    }
+    lockdown::install_filter(&request.filter)
 }

@@ -415,6 +415,52 @@ pub enum Become<'a> {
     RunAs(&'a Identity),
     /// A root host's helper: `base + pid`, with the DAC capabilities it keeps.
     Own(&'a OwnIdentity, u32),
+    /// A root host's helper that entered a user namespace: it switched to
+    /// `base + pid` before ([`switch_before_user_namespace`]), so it keeps
+    /// nothing a capability of the host's namespace would add. `dumpable`
+    /// is what the switch left `PR_GET_DUMPABLE` at, restored here.
+    OwnInUserNamespace { dumpable: libc::c_ulong },
+}
+
+/// The helper's own uid and gid: `base + pid`.
+fn own_identity(own: &OwnIdentity, pid: u32) -> Result<Identity, LockdownError> {
+    let id = own.base.checked_add(pid).filter(|id| *id < u32::MAX - 1);
+    let id = id.ok_or_else(|| LockdownError(format!("no own uid for pid {pid}")))?;
+    Ok(Identity {
+        name: format!("ffb helper {pid}"),
+        uid: id,
+        gid: id,
+    })
+}
+
+/// A root host's helper that enters a user namespace becomes its own uid
+/// and gid first, while it still may (`CAP_SETUID` in the host's
+/// namespace): it then creates the namespace as that user and maps only
+/// that uid to itself ([`enter_namespaces`]). Switching afterwards would be
+/// impossible (the namespace maps only the uid it was made with), and
+/// staying uid 0 in it would keep the kernel's uid 0, which owns every
+/// root-owned file.
+///
+/// Capabilities go with the switch, and nothing needs them before the
+/// namespace gives the helper a full set of its own, valid only inside it:
+/// Landlock's paths are then opened as this uid.
+///
+/// The switch makes the process non-dumpable, which gives its `/proc/self`
+/// files to the host's root: it could not write its own `uid_map`. It is
+/// dumpable until [`drop_privileges`] puts back what the switch left; no
+/// code of the library runs in between.
+pub fn switch_before_user_namespace(
+    own: &OwnIdentity,
+    pid: u32,
+) -> Result<Become<'static>, LockdownError> {
+    switch_user(&own_identity(own, pid)?)?;
+    let dumpable = prctl(libc::PR_GET_DUMPABLE, 0);
+    if dumpable < 0 || prctl(libc::PR_SET_DUMPABLE, 1) != 0 {
+        return Err(fail("PR_SET_DUMPABLE", io::Error::last_os_error()));
+    }
+    Ok(Become::OwnInUserNamespace {
+        dumpable: dumpable as libc::c_ulong,
+    })
 }
 
 /// The helper's pid as the host's pid namespace counts it, for its own uid:
@@ -478,14 +524,15 @@ pub fn drop_privileges(who: Become<'_>, threads: u64, parent: i32) -> Result<(),
             switch_user(id)?;
             true
         }
+        // Switched already; the uid change cleared the parent-death signal.
+        Become::OwnInUserNamespace { dumpable } => {
+            if prctl(libc::PR_SET_DUMPABLE, dumpable) != 0 {
+                return Err(fail("PR_SET_DUMPABLE", io::Error::last_os_error()));
+            }
+            true
+        }
         Become::Own(own, pid) => {
-            let id = own.base.checked_add(pid).filter(|id| *id < u32::MAX - 1);
-            let id = id.ok_or_else(|| LockdownError(format!("no own uid for pid {pid}")))?;
-            switch_user(&Identity {
-                name: format!("ffb helper {pid}"),
-                uid: id,
-                gid: id,
-            })?;
+            switch_user(&own_identity(own, pid)?)?;
             // Reads: a policy's read grant (a 0700 temp dir, say) or a
             // library in a directory only root may search would be
             // unreachable for a uid that owns nothing. Landlock, applied
@@ -595,15 +642,38 @@ pub fn install_filter(filter: &CompiledFilter) -> Result<i32, LockdownError> {
     Ok(fd as i32)
 }
 
-/// Applies Landlock: filesystem rules when the spec has them, TCP rules when
-/// it has them (for a confining policy the host always sends both). Applied
-/// while the helper is still single-threaded, so every thread the library
-/// ever starts inherits the domain, and before the user switch, so every
-/// listed path can still be opened to add its rule.
-pub fn apply_landlock(spec: &LandlockSpec) -> Result<(), LockdownError> {
-    if spec.fs.is_none() && spec.net.is_none() {
-        return Ok(());
+/// A Landlock ruleset with every rule added, not yet enforced.
+pub struct PreparedLandlock(Option<landlock::RulesetCreated>);
+
+/// Builds the Landlock ruleset: filesystem rules when the spec has them, TCP
+/// rules when it has them (for a confining policy the host always sends
+/// both). Built first thing, while the helper is still its original user
+/// (so every listed path can be opened to add its rule, also after a switch
+/// made before a user namespace), and enforced later by
+/// [`enforce_landlock`].
+pub fn prepare_landlock(spec: Option<&LandlockSpec>) -> Result<PreparedLandlock, LockdownError> {
+    match spec {
+        Some(spec) if spec.fs.is_some() || spec.net.is_some() => {
+            build_ruleset(spec).map(|r| PreparedLandlock(Some(r)))
+        }
+        _ => Ok(PreparedLandlock(None)),
     }
+}
+
+/// Enforces a prepared ruleset on this process. Done while the helper is
+/// still single-threaded, so every thread the library ever starts inherits
+/// the domain, and after the namespaces, whose mounts Landlock would forbid.
+pub fn enforce_landlock(prepared: PreparedLandlock) -> Result<(), LockdownError> {
+    let Some(created) = prepared.0 else {
+        return Ok(());
+    };
+    created
+        .restrict_self()
+        .map_err(|e| LockdownError(format!("Landlock restrict_self: {e}")))?;
+    Ok(())
+}
+
+fn build_ruleset(spec: &LandlockSpec) -> Result<landlock::RulesetCreated, LockdownError> {
     let landlock =
         |what: &str, e: &dyn std::fmt::Display| LockdownError(format!("Landlock {what}: {e}"));
     let abi = ABI::V5;
@@ -657,8 +727,5 @@ pub fn apply_landlock(spec: &LandlockSpec) -> Result<(), LockdownError> {
                 .map_err(|e| landlock("bind rule", &e))?;
         }
     }
-    created
-        .restrict_self()
-        .map_err(|e| landlock("restrict_self", &e))?;
-    Ok(())
+    Ok(created)
 }

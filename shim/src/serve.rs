@@ -62,6 +62,8 @@ impl Server {
                 },
                 false,
             );
+            // Off the line the host spins on, so this costs it nothing.
+            ctl.progress.taken.store(seq, Relaxed);
             let (status, ret, message) = match Op::from_u32(ctl.host.op.load(Relaxed)) {
                 Some(Op::Call) => self.call(),
                 Some(Op::Declare) => self.declare_from_arena(),

@@ -18,10 +18,10 @@
 //!   that `scripts/test.sh` starts, and libpq and the ODBC driver manager
 //!   loaded in process; without them these panic, naming what is missing.
 //!
-//! The tests themselves are three binaries (see `tests/integration/main.rs`):
-//! `integration` holds every test that can share a process, `errors` and
-//! `leaks` each run in a process of their own because they count what the
-//! whole process holds.
+//! The tests themselves are four binaries (see `tests/integration/main.rs`):
+//! `integration` holds every test that can share a process; `errors`,
+//! `leaks` and `stress_leaks` each run in a process of their own because
+//! they count what the whole process holds.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +36,15 @@ pub mod sql_corpus;
 
 pub use bridge::{bridge_builder, fixture_bridge, hostile_bridge, load_bridge};
 pub use procfs::{child_processes, memfd_mappings, open_fds};
+
+/// The number in environment variable `name` (a test's size knob, such as
+/// `FFB_STRESS_SCALE`), or `default` if it is unset or not a number.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
 
 /// `tests/fixtures/policies/NAME`.
 pub fn fixture_policy(name: &str) -> PathBuf {

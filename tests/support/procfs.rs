@@ -3,7 +3,9 @@
 //! nothing leaks and that ended helpers are really gone.
 
 use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// The open file descriptors of this process with their `readlink`
 /// targets (e.g. `socket:[1234]`, `/memfd:ffb-arena (deleted)`), sorted by
@@ -159,6 +161,116 @@ pub fn fork_server_children(shim: &Path) -> Vec<i32> {
     }
 }
 
+/// A pidfd for `pid`: signals through it reach that process, never one that
+/// reused its pid. An error if the process is gone.
+pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned `fd`, a new descriptor nothing else
+    // owns, so the OwnedFd may close it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Sends `signal` through `pidfd`; whether the kernel delivered it (not if
+/// the process has already been reaped).
+pub fn pidfd_signal(pidfd: &OwnedFd, signal: i32) -> bool {
+    // SAFETY: the fd is a live pidfd borrowed for the call; the null siginfo
+    // means the kernel reads no memory of ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    rc == 0
+}
+
+/// SIGKILLs process `pid` through a pidfd, so a pid reused between being
+/// listed and being killed is never hit; whether the signal was delivered.
+pub fn pidfd_kill(pid: i32) -> bool {
+    pidfd_open(pid).is_ok_and(|fd| pidfd_signal(&fd, libc::SIGKILL))
+}
+
+/// Number of entries in directory `dir` (`/proc/PID/fd`, `/proc/self/task`),
+/// or `usize::MAX` if it cannot be read, so that a vanished process never
+/// compares equal to a count taken while it lived.
+fn entries_in(dir: &str) -> usize {
+    fs::read_dir(dir).map_or(usize::MAX, |d| d.count())
+}
+
+/// Everything this process and its fork server hold that an ended helper
+/// could leave behind, for the leak tests to compare before and after.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    /// This process's open fds ([`open_fds`]).
+    pub fds: Vec<(i32, String)>,
+    /// This process's children other than the fork server.
+    pub children: Vec<(i32, char, String)>,
+    /// Its memfd mappings ([`memfd_mappings`]).
+    pub memfds: usize,
+    /// The fork server's helpers, live or not yet reaped.
+    pub helpers: Vec<i32>,
+    /// The fork server's open fds (it keeps one status pipe per live helper).
+    pub server_fds: usize,
+    /// This process's threads (the drains of capped extension output among
+    /// them).
+    pub threads: usize,
+}
+
+impl Snapshot {
+    /// Takes one for the fork server that serves `shim`.
+    ///
+    /// # Panics
+    /// If no fork server runs for `shim`.
+    pub fn take(shim: &Path) -> Snapshot {
+        let server = ffb_loader::fork_server_pid(shim).expect("the fork server runs") as i32;
+        Snapshot {
+            fds: open_fds(),
+            children: child_processes()
+                .into_iter()
+                .filter(|(pid, _, _)| *pid != server)
+                .collect(),
+            memfds: memfd_mappings(),
+            helpers: fork_server_children(shim),
+            server_fds: entries_in(&format!("/proc/{server}/fd")),
+            threads: entries_in("/proc/self/task"),
+        }
+    }
+
+    /// The first snapshot for which `done` holds within `patience` (the fork
+    /// server reaps asynchronously), else the last one taken.
+    pub fn settled(shim: &Path, patience: Duration, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
+        let deadline = Instant::now() + patience;
+        loop {
+            let s = Snapshot::take(shim);
+            if done(&s) || Instant::now() >= deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Asserts that this process holds exactly what it held at `baseline`,
+    /// naming the first thing that differs, and that no child is a zombie.
+    #[track_caller]
+    pub fn assert_unchanged_since(&self, baseline: &Snapshot) {
+        let zombies: Vec<_> = self.children.iter().filter(|c| c.1 == 'Z').collect();
+        assert!(zombies.is_empty(), "zombies: {zombies:?}");
+        assert_eq!(self.fds, baseline.fds, "open fds");
+        assert_eq!(self.children, baseline.children, "child processes");
+        assert_eq!(self.memfds, baseline.memfds, "memfd mappings");
+        assert_eq!(self.helpers, baseline.helpers, "helpers left behind");
+        assert_eq!(self.server_fds, baseline.server_fds, "fork server fds");
+        assert_eq!(self.threads, baseline.threads, "threads");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +298,23 @@ mod tests {
         let me = proc_stat(std::process::id() as i32).expect("this process");
         assert!(!me.is_dead());
         assert!(!has_ended(std::process::id() as i32));
+    }
+
+    #[test]
+    fn pidfd_reaches_a_live_process_and_not_a_reaped_one() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("spawning sleep");
+        let pid = child.id() as i32;
+        let pidfd = pidfd_open(pid).expect("a pidfd for a live child");
+        assert!(pidfd_kill(pid), "SIGKILL delivered to a live child");
+        let status = child.wait().expect("reaping the child");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert!(
+            !pidfd_signal(&pidfd, 0),
+            "a pidfd whose process was reaped delivers nothing"
+        );
     }
 }

@@ -16,3 +16,19 @@ impl XorShift {
         x
     }
 }
+
+/// The seed named by environment variable `var` (to replay a run), else one
+/// from the clock. Printed as `WHO: VAR=SEED` either way, so that a failing
+/// run says how to replay it.
+pub fn seed_from_env(var: &str, who: &str) -> u64 {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+    eprintln!("{who}: {var}={seed}");
+    seed
+}

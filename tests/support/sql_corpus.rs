@@ -37,6 +37,33 @@ pub enum SqlValue {
     Blob(Vec<u8>),
 }
 
+impl SqlValue {
+    /// The value to bind through a bridged driver
+    /// ([`ffb_loader::sql::Connection`]).
+    pub fn to_sql(&self) -> ffb_loader::sql::Value {
+        use ffb_loader::sql::Value;
+        match self {
+            SqlValue::Null => Value::Null,
+            SqlValue::Int(i) => Value::Int(*i),
+            SqlValue::Float(f) => Value::Float(*f),
+            SqlValue::Text(s) => Value::Text(s.clone()),
+            SqlValue::Blob(b) => Value::Blob(b.clone()),
+        }
+    }
+
+    /// A cell from a bridged driver, as the references report it.
+    pub fn from_sql(value: ffb_loader::sql::Value) -> SqlValue {
+        use ffb_loader::sql::Value;
+        match value {
+            Value::Null => SqlValue::Null,
+            Value::Int(i) => SqlValue::Int(i),
+            Value::Float(f) => SqlValue::Float(f),
+            Value::Text(s) => SqlValue::Text(s),
+            Value::Blob(b) => SqlValue::Blob(b),
+        }
+    }
+}
+
 impl PartialEq for SqlValue {
     fn eq(&self, other: &Self) -> bool {
         use SqlValue::*;

@@ -753,6 +753,9 @@ fn forge_request(forged: u64) -> (Bridge, ffb_loader::Result<ffb_loader::CallOut
         .timeout(Duration::from_millis(300))
         .load()
         .unwrap();
+    // The host spins on one CPU and the helper runs on the other: on one
+    // CPU the helper would always replay before the host looked.
+    let _pinned = PinnedApart::new(b.helper_pid().expect("a helper"));
     let first = b.call_by_name(
         "ffb_scribble_u64",
         &[
@@ -764,6 +767,51 @@ fn forge_request(forged: u64) -> (Bridge, ffb_loader::Result<ffb_loader::CallOut
     // Let the helper act on the forged request before the next real one.
     std::thread::sleep(Duration::from_millis(200));
     (b, first)
+}
+
+/// While alive, this thread runs on CPU 0 and the helper on CPU 1 (where
+/// the machine has two); dropping it gives this thread every CPU back.
+struct PinnedApart {
+    before: Option<libc::cpu_set_t>,
+}
+
+impl PinnedApart {
+    fn new(helper: i32) -> PinnedApart {
+        let one = |cpu: usize| {
+            // SAFETY: cpu_set_t is plain bits; all zeroes is the empty set.
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            // SAFETY: `set` is a live cpu_set_t and `cpu` is below its size.
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+            set
+        };
+        // SAFETY: as above.
+        let mut before: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: pid 0 is this thread; `before` is a live set of `size` bytes.
+        if unsafe { libc::sched_getaffinity(0, size, &mut before) } != 0
+            // SAFETY: `before` was just filled in.
+            || unsafe { libc::CPU_COUNT(&before) } < 2
+        {
+            return PinnedApart { before: None };
+        }
+        // SAFETY: sched_setaffinity reads `size` bytes of the live set; the
+        // helper is this test's own bridge's, which the test may move.
+        unsafe { libc::sched_setaffinity(helper, size, &one(1)) };
+        // SAFETY: as above, for this thread (pid 0).
+        unsafe { libc::sched_setaffinity(0, size, &one(0)) };
+        PinnedApart {
+            before: Some(before),
+        }
+    }
+}
+
+impl Drop for PinnedApart {
+    fn drop(&mut self) {
+        if let Some(before) = &self.before {
+            // SAFETY: pid 0 is this thread; `before` is a live set.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), before) };
+        }
+    }
 }
 
 /// A forged request: the helper moves `req_seq` on to the next sequence
@@ -811,13 +859,15 @@ fn forged_request_with_unknown_op_is_protocol() {
 /// own result: either the real result (64) or a protocol error.
 ///
 /// Whether the host sees the real answer to the scribbling call before the
-/// replay overwrites it is a race (a miss is a timeout), so this tries up
-/// to ten fresh helpers until one gets that far.
+/// replay overwrites it is a race (a miss is a timeout). The helper's
+/// direct calls make the replay fast enough that most attempts miss, so
+/// this tries up to forty fresh helpers until one gets that far (a miss
+/// costs half a second; the first hit ends the test).
 #[test]
 fn forged_request_replay_is_not_taken_as_the_next_result() {
     let _g = serial();
     let mut misses = 0;
-    for _ in 0..10 {
+    for _ in 0..40 {
         let (mut b, first) = forge_request(2 | (1 << 32)); // req_seq = 2, op = Call
         match first {
             Ok(out) => assert_eq!(out.ret, Value::Null),

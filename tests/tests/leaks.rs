@@ -7,57 +7,10 @@ use std::time::{Duration, Instant};
 
 use ffb_loader::{Bridge, ErrorKind, Value};
 use ffb_tests::bridge::{crashed, violation};
-use ffb_tests::procfs::fork_server_children;
-use ffb_tests::{bridge_builder, child_processes, hostile_lib, memfd_mappings, open_fds, shim_bin};
+use ffb_tests::procfs::Snapshot;
+use ffb_tests::{bridge_builder, hostile_lib, open_fds, shim_bin};
 
 const CYCLES: usize = 1_000;
-
-fn fork_server() -> u32 {
-    ffb_loader::fork_server_pid(&shim_bin()).expect("the fork server runs")
-}
-
-/// This process's children other than the fork server.
-fn children() -> Vec<(i32, char, String)> {
-    let server = fork_server() as i32;
-    child_processes()
-        .into_iter()
-        .filter(|(pid, _, _)| *pid != server)
-        .collect()
-}
-
-/// The fork server's children (helpers, live or not yet reaped).
-fn helpers() -> Vec<i32> {
-    fork_server_children(&shim_bin())
-}
-
-/// The fork server's open fds (it keeps one status pipe per live helper).
-fn fork_server_fds() -> usize {
-    std::fs::read_dir(format!("/proc/{}/fd", fork_server()))
-        .map(|d| d.count())
-        .unwrap_or(usize::MAX)
-}
-
-#[derive(Debug, PartialEq)]
-struct Snapshot {
-    fds: Vec<(i32, String)>,
-    children: Vec<(i32, char, String)>,
-    memfds: usize,
-    helpers: Vec<i32>,
-    server_fds: usize,
-    /// This process's threads (the drains of capped extension output among them).
-    threads: usize,
-}
-
-fn snapshot() -> Snapshot {
-    Snapshot {
-        fds: open_fds(),
-        children: children(),
-        memfds: memfd_mappings(),
-        helpers: helpers(),
-        server_fds: fork_server_fds(),
-        threads: std::fs::read_dir("/proc/self/task").map_or(usize::MAX, |d| d.count()),
-    }
-}
 
 fn load(timeout: Duration) -> Bridge {
     load_with(timeout, None)
@@ -96,16 +49,9 @@ fn harmless(b: &mut Bridge) {
 fn a_thousand_helpers_leak_nothing() {
     // Start the fork server first: it and its socket live for the process.
     drop(load(Duration::from_secs(10)));
-    let baseline = {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let s = snapshot();
-            if s.helpers.is_empty() || Instant::now() >= deadline {
-                break s;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
+    let baseline = Snapshot::settled(&shim_bin(), Duration::from_secs(2), |s| {
+        s.helpers.is_empty()
+    });
     assert_eq!(baseline.helpers, Vec::<i32>::new());
     assert_eq!(baseline.children, Vec::new());
     assert_eq!(
@@ -154,22 +100,8 @@ fn a_thousand_helpers_leak_nothing() {
     assert_eq!(tally, [500, 400, 20, 80]);
 
     // The fork server reaps asynchronously: give it up to 2 s.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let end = loop {
-        let s = snapshot();
-        if s == baseline || Instant::now() >= deadline {
-            break s;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let end = Snapshot::settled(&shim_bin(), Duration::from_secs(2), |s| *s == baseline);
     let _ = std::fs::remove_file(&output);
-    let zombies: Vec<_> = end.children.iter().filter(|c| c.1 == 'Z').collect();
-    assert!(zombies.is_empty(), "zombies: {zombies:?}");
-    assert_eq!(end.fds, baseline.fds, "open fds");
-    assert_eq!(end.children, baseline.children, "child processes");
-    assert_eq!(end.memfds, baseline.memfds, "memfd mappings");
-    assert_eq!(end.helpers, baseline.helpers, "helpers left behind");
-    assert_eq!(end.server_fds, baseline.server_fds, "fork server fds");
-    assert_eq!(end.threads, baseline.threads, "threads");
+    end.assert_unchanged_since(&baseline);
     assert_eq!(end.fds.len(), open_fds().len());
 }

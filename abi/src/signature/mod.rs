@@ -36,6 +36,11 @@ mod tests;
 /// The most arguments a signature may declare.
 pub const MAX_ARGS: usize = 64;
 
+/// The longest function name a signature may declare, in bytes: room for
+/// long C++ mangled names, with a bound the host checks before it hands the
+/// name to a helper.
+pub const MAX_NAME_LEN: usize = 4096;
+
 /// The largest `N` accepted in `out[N]` (1 GiB).
 pub const MAX_OUT_LEN: usize = 1 << 30;
 

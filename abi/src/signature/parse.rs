@@ -7,7 +7,8 @@
 
 use super::hints::c_hint;
 use super::{
-    ArgType, Pointee, RetType, ScalarType, Signature, SignatureError, MAX_ARGS, MAX_OUT_LEN,
+    ArgType, Pointee, RetType, ScalarType, Signature, SignatureError, MAX_ARGS, MAX_NAME_LEN,
+    MAX_OUT_LEN,
 };
 use crate::cursor::{is_ident_start, is_word_char, ColumnError, Cursor};
 
@@ -77,6 +78,15 @@ impl Parser {
                 });
             }
         };
+        if name.len() > MAX_NAME_LEN {
+            return self.err(
+                1,
+                format!(
+                    "the function name is {} bytes long, more than the {MAX_NAME_LEN} a name may have",
+                    name.len()
+                ),
+            );
+        }
         if self.peek() != Some('(') {
             return self.err_found(|found| {
                 format!("expected '(' after function name '{name}', found {found}")

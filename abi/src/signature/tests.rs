@@ -427,3 +427,12 @@ fn handle_kind_errors_with_columns() {
         }
     }
 }
+
+#[test]
+fn function_names_have_a_bound() {
+    let longest = "f".repeat(MAX_NAME_LEN);
+    assert_eq!(p(&format!("{longest}() -> void")).name, longest);
+    let e = perr(&format!("{longest}g() -> void"));
+    assert_eq!(e.column, 1);
+    assert!(e.message.contains("4097 bytes"), "{}", e.message);
+}

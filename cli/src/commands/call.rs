@@ -6,12 +6,16 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use ffb_loader::{BridgeMode, Error, ErrorKind, Manifest, Signature};
+use ffb_loader::{Bridge, BridgeMode, Error, ErrorKind, Manifest, Signature, Value};
 use serde_json::{json, Value as Json};
 
-use crate::args::{arg_from_text, values_for};
-use crate::load::{bridge_disabled, bridge_mode, builder, manifest, LoadArgs};
-use crate::output::{report, success_json, success_line};
+use crate::args::{arg_from_text, check_fits, unmarked, values_for};
+use crate::load::{audit_checked, bridge_disabled, bridge_mode, builder, manifest, LoadArgs};
+use crate::output::{quoted, report, stdout_text, success_json, success_line};
+
+/// Most calls `--repeat` makes: their timings are kept to sort, 8 bytes
+/// each.
+const MAX_REPEAT: u64 = 1_000_000;
 
 #[derive(Args)]
 pub struct CallArgs {
@@ -29,11 +33,12 @@ pub struct CallArgs {
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     json: bool,
-    /// Call N times on one helper and report timings.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Call N times on one helper and report timings (N at most 1000000).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_REPEAT))]
     repeat: u64,
     /// One argument per parameter that takes one (with --manifest: FUNC first).
-    #[arg(value_name = "ARG")]
+    #[arg(value_name = "ARG", value_parser = unmarked)]
     args: Vec<String>,
 }
 
@@ -51,7 +56,9 @@ pub fn run(args: CallArgs) -> ExitCode {
         Ok(found) => found,
         Err(e) => return report(&e, json_output, true),
     };
-    let values = match values_for(&sig, given, |ty, text, i| arg_from_text(ty, text, i)) {
+    let values = match values_for(&sig, given, |ty, text, i| arg_from_text(ty, text, i))
+        .and_then(|v| check_fits(&sig, &v).map(|()| v))
+    {
         Ok(v) => v,
         Err(e) => return report(&e, json_output, true),
     };
@@ -70,12 +77,25 @@ pub fn run(args: CallArgs) -> ExitCode {
         Err(e) => return report(&e, json_output, false),
     };
     let spawn_ns = started.elapsed().as_nanos() as u64;
+    let status = calls(&mut bridge, &sig, &values, &args, spawn_ns);
+    audit_checked(&bridge, args.load.audit_log.as_deref(), status)
+}
+
+/// Makes the call (`--repeat` times) on `bridge` and prints the outcome.
+fn calls(
+    bridge: &mut Bridge,
+    sig: &Signature,
+    values: &[Value],
+    args: &CallArgs,
+    spawn_ns: u64,
+) -> ExitCode {
+    let json_output = args.json;
     let f = bridge.function(&sig.name).expect("declared at load");
     let mut samples = Vec::with_capacity(args.repeat as usize);
     let mut last = None;
     for _ in 0..args.repeat {
         let t = Instant::now();
-        let result = bridge.call(f, &values);
+        let result = bridge.call(f, values);
         samples.push(t.elapsed().as_nanos() as u64);
         match result {
             Ok(out) => last = Some(out),
@@ -84,19 +104,20 @@ pub fn run(args: CallArgs) -> ExitCode {
     }
     let out = last.expect("repeat >= 1");
     let timing = (args.repeat > 1).then(|| Timing::of(&mut samples, spawn_ns));
-    if json_output {
+    let text = if json_output {
         let mut obj = success_json(&out);
         if let Some(t) = &timing {
             obj.insert("timing".into(), t.to_json());
         }
-        println!("{}", Json::Object(obj));
+        format!("{}\n", Json::Object(obj))
     } else {
-        println!("{}", success_line(&sig, &out));
+        let mut text = format!("{}\n", success_line(sig, &out));
         if let Some(t) = &timing {
-            println!("{}", t.line());
+            text.push_str(&format!("{}\n", t.line()));
         }
-    }
-    ExitCode::SUCCESS
+        text
+    };
+    stdout_text(&text, ExitCode::SUCCESS)
 }
 
 /// The function to call and the arguments for it: `--sig` and every
@@ -110,8 +131,12 @@ fn function<'a>(
     let Some(m) = manifest else {
         let text =
             sig.ok_or_else(|| Error::new(ErrorKind::BadArgument, "give --sig or --manifest"))?;
-        let sig = Signature::parse(text)
-            .map_err(|e| Error::new(ErrorKind::BadSignature, format!("--sig '{text}': {e}")))?;
+        let sig = Signature::parse(text).map_err(|e| {
+            Error::new(
+                ErrorKind::BadSignature,
+                format!("--sig '{}': {e}", quoted(text)),
+            )
+        })?;
         return Ok((sig, args));
     };
     let Some((name, rest)) = args.split_first() else {

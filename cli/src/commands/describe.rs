@@ -17,6 +17,7 @@ use ffb_policy::manifest::{FunctionDecl, HandleSlot, Manifest, ManifestPolicy, O
 use serde_json::{json, Value as Json};
 
 use crate::load::{load_manifest, manifest_policy, report_manifest};
+use crate::output::{stdout_line, stdout_text};
 
 #[derive(Args)]
 pub struct DescribeArgs {
@@ -40,11 +41,13 @@ pub fn run(args: DescribeArgs) -> ExitCode {
         Err(e) => return report_manifest(&e, args.json),
     };
     if args.json {
-        println!("{}", to_json(&manifest, &policy.name));
+        stdout_line(
+            &to_json(&manifest, &policy.name).to_string(),
+            ExitCode::SUCCESS,
+        )
     } else {
-        print!("{}", to_text(&manifest));
+        stdout_text(&to_text(&manifest), ExitCode::SUCCESS)
     }
-    ExitCode::SUCCESS
 }
 
 /// What a handle slot is, in words: for a handle handed out, the kind and

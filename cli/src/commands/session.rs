@@ -5,7 +5,7 @@
 //! one, and the session goes on. With `--manifest`, a request may name a
 //! declared function (`"fn": "name"`) instead of giving its `"sig"`.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -13,8 +13,10 @@ use ffb_loader::{Bridge, BridgeMode, CallOutput, Error, ErrorKind, Manifest};
 use serde_json::{json, Map, Value as Json};
 
 use crate::args::{arg_from_json, values_for};
-use crate::load::{bridge_disabled, bridge_mode, builder, manifest, LoadArgs};
-use crate::output::{report, success_json};
+use crate::exit;
+use crate::lines::{Line, Lines};
+use crate::load::{audit_checked, bridge_disabled, bridge_mode, builder, manifest, LoadArgs};
+use crate::output::{report, stderr_line, stdout_failed, success_json};
 use crate::request::Request;
 
 #[derive(Args)]
@@ -39,19 +41,33 @@ pub fn run(args: SessionArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return report(&e, true, false),
     };
-    let stdin = std::io::stdin();
+    let status = serve(&mut bridge, manifest.as_ref());
+    audit_checked(&bridge, args.load.audit_log.as_deref(), status)
+}
+
+/// Answers every line of stdin until its end.
+fn serve(bridge: &mut Bridge, manifest: Option<&Manifest>) -> ExitCode {
+    let mut lines = Lines::new(std::io::stdin().lock());
     let mut stdout = std::io::stdout().lock();
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else { break };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let response = serve_line(&mut bridge, manifest.as_ref(), &line);
-        if writeln!(stdout, "{response}")
-            .and_then(|_| stdout.flush())
-            .is_err()
-        {
-            break;
+    loop {
+        let response = match lines.next_line() {
+            Ok(None) => break,
+            Ok(Some(Line::Text(text))) if text.trim().is_empty() => continue,
+            Ok(Some(Line::Text(text))) => serve_line(bridge, manifest, &text),
+            Ok(Some(Line::Refused { id, why })) => with_id(
+                id,
+                failure(&Error::new(
+                    ErrorKind::BadArgument,
+                    format!("line {}: {why}", lines.number()),
+                )),
+            ),
+            Err(e) => {
+                stderr_line(&format!("reading stdin: {e}"));
+                return ExitCode::from(exit::CALL_FAILED);
+            }
+        };
+        if let Err(e) = writeln!(stdout, "{response}").and_then(|_| stdout.flush()) {
+            return stdout_failed(&e);
         }
     }
     ExitCode::SUCCESS

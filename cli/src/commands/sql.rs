@@ -22,9 +22,8 @@ use ffb_loader::sql::{Config, Connection, DriverKind, Value};
 use ffb_loader::{BridgeMode, Error, ErrorKind};
 
 use crate::args::arg_from_text;
-use crate::exit;
 use crate::load::{bridge_disabled, bridge_mode};
-use crate::output::report;
+use crate::output::{report, stderr_line, stdout_failed};
 use crate::sql_output::{writer, Format};
 
 /// The exit status after Ctrl-C: 128 + SIGINT, as shells report it.
@@ -78,7 +77,7 @@ pub struct SqlArgs {
     #[arg(value_name = "SQL")]
     sql: String,
     /// Parameters of the last statement, in order.
-    #[arg(value_name = "PARAM")]
+    #[arg(value_name = "PARAM", value_parser = crate::args::unmarked)]
     params: Vec<String>,
 }
 
@@ -154,14 +153,11 @@ pub fn run(args: SqlArgs) -> ExitCode {
     match stop {
         Ok(()) | Err(Stop::Closed) => ExitCode::SUCCESS,
         Err(Stop::Interrupted) => {
-            eprintln!("ffb: interrupted");
+            stderr_line("interrupted");
             ExitCode::from(INTERRUPTED)
         }
         Err(Stop::Failed(e)) => report(&e, false, e.kind == ErrorKind::BadArgument),
-        Err(Stop::Output(e)) => {
-            eprintln!("ffb: writing the output: {e}");
-            ExitCode::from(exit::CALL_FAILED)
-        }
+        Err(Stop::Output(e)) => stdout_failed(&e),
     }
 }
 

@@ -89,6 +89,11 @@ pub struct HelperLine {
 pub struct ProgressLine {
     /// How many calls of the current batch have completed (the helper's claim).
     pub completed: AtomicU32,
+    /// The `req_seq` of the request the helper last took, stored before it
+    /// runs any of it (the helper's claim). A helper found dead whose last
+    /// taken request is older than the one just posted died before this
+    /// request: the host says so rather than blaming the request.
+    pub taken: AtomicU32,
 }
 
 /// The control area at the start of the arena. All atomics: both processes
@@ -128,7 +133,7 @@ macro_rules! assert_offsets {
 assert_offsets! { Control:
     host 0: req_seq 0, op 4, func 8, nargs 12, host_parked 16, host_cpu 20;
     helper 64: resp_seq 64, status 68, message_len 72, helper_parked 76, ret 80, helper_cpu 88;
-    progress 128: completed 128;
+    progress 128: completed 128, taken 132;
     args 192;
 }
 

@@ -13,7 +13,7 @@ use crate::artefacts::{CompiledFilter, Identity, LandlockSpec, Limits, Namespace
 
 /// The layout and protocol version of this crate. Host and helper must come
 /// from the same build: a mismatch is refused at spawn, never guessed at.
-pub const WIRE_VERSION: u32 = 7;
+pub const WIRE_VERSION: u32 = 8;
 
 /// What the host asks the fork server for. Sent as JSON with the helper's fds.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -42,6 +42,8 @@ pub use batch::BatchFailure;
 pub use builder::{
     BridgeBuilder, BridgeMode, DEFAULT_ARENA, DEFAULT_MAX_CSTR, DEFAULT_PINNED_LIMIT,
 };
+/// For the fuzz targets (`crate::fuzzing`).
+pub(crate) use fetch::{check_answer, walk};
 pub use fetch::{
     Cell, Cmp, FetchEnd, FetchProgram, FetchProgramBuilder, FetchState, Operand, Section,
     DEFAULT_PAGE_ROWS,
@@ -342,6 +344,19 @@ impl Bridge {
             .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
+    /// Audit lines that could not be written to the audit log (a full disk,
+    /// a quota, an I/O error): how many, and the first error. `None` when
+    /// every line was written, or without an audit log.
+    pub fn audit_losses(&self) -> Option<(u64, String)> {
+        self.spec.audit.as_ref().and_then(|a| a.losses())
+    }
+
+    /// The audit log's counter of lost lines, shared with it (a pool sums
+    /// its members'), if there is an audit log.
+    pub(crate) fn audit_loss_counter(&self) -> Option<std::sync::Arc<crate::audit::AuditLosses>> {
+        self.spec.audit.as_ref().map(|a| a.loss_counter())
+    }
+
     /// The sandbox policy helpers run under.
     pub fn policy(&self) -> &SandboxPolicy {
         &self.spec.policy
@@ -388,7 +403,14 @@ impl Bridge {
         // string over its bound): what counts is whether it is still there.
         let ends = error.kind.ends_helper() || self.helper.as_ref().is_none_or(Helper::is_gone);
         if ends || error.kind == ErrorKind::ResourceLimit {
-            let name = function.map(|f| self.functions[f.index].sig.name.clone());
+            // A helper that ended between calls ran none of this one.
+            let idle = self
+                .helper
+                .as_ref()
+                .is_some_and(Helper::ended_before_request);
+            let name = function
+                .filter(|_| !idle)
+                .map(|f| self.functions[f.index].sig.name.clone());
             let (pid, syscall) = self
                 .helper
                 .as_ref()

@@ -78,7 +78,7 @@ impl Helper {
     }
 
     /// The host's copy of the helper's fd `remote_fd`.
-    fn take_fd(&self, remote_fd: RawFd) -> io::Result<OwnedFd> {
+    pub(super) fn take_fd(&self, remote_fd: RawFd) -> io::Result<OwnedFd> {
         // SAFETY: pidfd_getfd takes a pidfd, an fd number and flags, and
         // touches no memory of this process.
         let fd =

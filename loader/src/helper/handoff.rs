@@ -14,7 +14,7 @@ use ffb_contract::wire::{Op, Status};
 
 use super::outcome::KillReason;
 use super::{Helper, Response};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How long the host may spin while a woken helper gets going: about two
 /// blocking wake-ups on this class of machine.
@@ -63,8 +63,22 @@ impl Helper {
             woke_helper,
         );
         if !answered {
-            // Dead or being killed: reap it and say why it ended.
-            return Err(self.reap());
+            // Dead or being killed: reap it and say why it ended. Read once:
+            // the helper's claim that it never took this request, which at
+            // most changes the words of the report, never its kind.
+            let taken = self.arena.control().progress.taken.load(Relaxed);
+            let death = self.reap();
+            if taken == seq.wrapping_sub(1) && self.killed.is_none() {
+                self.ended_before_request = true;
+                return Err(Error::new(
+                    death.kind,
+                    format!(
+                        "the helper ended before it took this call ({}): the call did not run",
+                        death.message
+                    ),
+                ));
+            }
+            return Err(death);
         }
         let ctl = self.arena.control();
         // The request must still be the one the host wrote: a changed request

@@ -4,6 +4,7 @@
 //!   handshake, and taking the seccomp listener;
 //! * [`handoff`]: the host's half of a call: post, wake, spin, sleep;
 //! * [`monitor`]: answering the seccomp listener's notifications;
+//! * [`lock_supervisor`]: letting locks run only on files within the write grants;
 //! * [`outcome`]: killing a helper, reaping it, and saying how it ended;
 //! * [`remote_memory`]: reading strings out of the helper's memory;
 //! * [`confinement`]: the Landlock rules a helper gets.
@@ -28,6 +29,7 @@ use crate::learn::Learned;
 mod broker;
 mod confinement;
 mod handoff;
+mod lock_supervisor;
 mod monitor;
 mod outcome;
 mod output;
@@ -36,6 +38,8 @@ mod spawn;
 
 use outcome::KillReason;
 pub(crate) use output::ExtensionOutput;
+/// For the fuzz targets (`crate::fuzzing`).
+pub(crate) use remote_memory::read_cstr_of;
 
 /// Everything needed to start a helper.
 pub(crate) struct HelperSpec {
@@ -88,6 +92,9 @@ pub(crate) struct Helper {
     pending_clone: Option<monitor::PendingClone>,
     /// Set once the helper is known to be gone (and its status consumed).
     ended: Option<Error>,
+    /// Whether it ended before it took the request the host had just posted
+    /// (by its own claim, which only shapes the report).
+    ended_before_request: bool,
     audit: Option<Arc<AuditLog>>,
     learn: Option<Arc<Mutex<Learned>>>,
     /// The drain of the helper's capped output, if any: last, so that it is
@@ -107,6 +114,12 @@ impl Helper {
     /// Whether the helper is known to have ended.
     pub fn is_gone(&self) -> bool {
         self.ended.is_some()
+    }
+
+    /// Whether the helper ended between requests: the last one posted never
+    /// ran, so no function is to blame.
+    pub fn ended_before_request(&self) -> bool {
+        self.ended_before_request
     }
 
     /// The syscall (and its arguments, as the kernel reported them) that got

@@ -8,8 +8,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use ffb_policy::errno::errno_name;
-use ffb_policy::sandbox::{is_supervised, is_thread_clone, Phase, Verdict};
+use ffb_policy::sandbox::{is_supervised, is_thread_clone, supervised_lock_call, Phase, Verdict};
 
+use super::lock_supervisor::LockAnswer;
 use super::outcome::KillReason;
 use super::remote_memory::read_memory;
 use super::Helper;
@@ -53,6 +54,18 @@ impl Helper {
                 resp.error = self.broker_connect(&req);
                 // SAFETY: SEND reads one seccomp_notif_resp from the live `resp`.
                 unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+                continue;
+            }
+            if let Some(lock) = supervised_lock_call(nr, &args).filter(|_| self.learn.is_none()) {
+                // The host checks the file (lock_supervisor.rs).
+                match self.answer_lock(&req, lock) {
+                    LockAnswer::Respond(resp) => send_response(listener, &resp),
+                    LockAnswer::Deferred => {}
+                    LockAnswer::Violation => {
+                        self.kill(KillReason::Violation { nr, args });
+                        return;
+                    }
+                }
                 continue;
             }
             let verdict = self.verdict(&req, &threads_before);
@@ -162,6 +175,13 @@ impl Helper {
     }
 }
 
+/// Answers a notification. An answer the kernel refuses (the notification
+/// was withdrawn: the thread died or was interrupted) needs nothing more.
+pub(super) fn send_response(listener: RawFd, resp: &libc::seccomp_notif_resp) {
+    // SAFETY: SEND reads one seccomp_notif_resp from the live `resp`.
+    unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, resp) };
+}
+
 /// Takes one notification off the listener.
 fn receive(listener: RawFd) -> io::Result<libc::seccomp_notif> {
     // SAFETY: seccomp_notif is plain C data (integers and the syscall's
@@ -236,7 +256,7 @@ fn in_pid_namespace(pid: i32) -> bool {
 }
 
 /// The number of threads process `pid` runs (`Threads:` in /proc/PID/status).
-fn thread_count(pid: i32) -> Option<u64> {
+pub(super) fn thread_count(pid: i32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

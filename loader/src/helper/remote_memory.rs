@@ -27,32 +27,48 @@ impl Helper {
     }
 
     fn try_read_cstr(&self, addr: u64, bound: usize) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut at = addr;
-        while out.len() < bound + 1 {
-            let start = out.len();
-            out.resize(start + (bound + 1 - start).min(PAGE), 0);
-            let n = read_within_page(self.pid, at, &mut out[start..]);
-            if n == 0 {
-                return Err(Error::new(
-                    ErrorKind::Protocol,
-                    format!("the returned string at {addr:#x} is not readable {start} bytes in"),
-                ));
-            }
-            out.truncate(start + n);
-            if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
-                out.truncate(start + nul);
-                // Reads go a page at a time: keep only what the string needs.
-                out.shrink_to_fit();
-                return Ok(out);
-            }
-            at += n as u64;
-        }
-        Err(Error::new(
-            ErrorKind::ResourceLimit,
-            format!("the returned string is longer than the {bound}-byte bound"),
-        ))
+        read_cstr_of(self.pid, addr, bound)
     }
+}
+
+/// Copies a NUL-terminated string of at most `bound` bytes out of process
+/// `pid`'s memory at `addr`, page by page: the string, a protocol error when
+/// it is unreadable, or a resource-limit error when it is longer than
+/// `bound`. The other process may change the bytes while they are read; the
+/// copy is what counts.
+pub(crate) fn read_cstr_of(pid: i32, addr: u64, bound: usize) -> Result<Vec<u8>> {
+    let unreadable = |start: usize| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("the returned string at {addr:#x} is not readable {start} bytes in"),
+        )
+    };
+    // One byte past the bound tells a string of `bound` bytes from a longer one.
+    let want = bound.saturating_add(1);
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() < want {
+        let start = out.len();
+        out.resize(start + (want - start).min(PAGE), 0);
+        let n = read_within_page(pid, at, &mut out[start..]);
+        if n == 0 {
+            return Err(unreadable(start));
+        }
+        out.truncate(start + n);
+        if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
+            out.truncate(start + nul);
+            // Reads go a page at a time: keep only what the string needs.
+            out.shrink_to_fit();
+            return Ok(out);
+        }
+        at = at
+            .checked_add(n as u64)
+            .ok_or_else(|| unreadable(out.len()))?;
+    }
+    Err(Error::new(
+        ErrorKind::ResourceLimit,
+        format!("the returned string is longer than the {bound}-byte bound"),
+    ))
 }
 
 /// Reads up to `len` bytes of another process's memory, stopping at the

@@ -109,11 +109,17 @@ impl Helper {
             killed: None,
             pending_clone: None,
             ended: None,
+            ended_before_request: false,
             audit: spec.audit.clone(),
             learn: spec.learn.clone(),
             _output: drain,
         };
-        match helper.handshake(control, Instant::now() + spec.load_timeout) {
+        let mut loading_ended = None;
+        match helper.handshake(
+            control,
+            Instant::now() + spec.load_timeout,
+            &mut loading_ended,
+        ) {
             Ok(()) => {
                 helper.phase = Phase::Serving;
                 Ok(helper)
@@ -121,8 +127,14 @@ impl Helper {
             Err(e) => {
                 helper.kill(KillReason::Dropped);
                 helper.reap();
-                if let Some((nr, args)) = helper.violation() {
-                    helper.audit_load_violation(nr, args, &e);
+                match (helper.violation(), loading_ended) {
+                    (Some((nr, args)), _) => {
+                        helper.audit_load(event_for(&e.kind), Some((nr, args)), &e)
+                    }
+                    (None, Some(event)) => helper.audit_load(event, None, &e),
+                    // The library's own report (not found, bad signature):
+                    // the helper ended it as asked, nothing to audit.
+                    (None, None) => {}
                 }
                 Err(e)
             }
@@ -138,7 +150,15 @@ impl Helper {
     /// its end then too. Whatever a constructor writes anywhere after that is
     /// at most the helper's claim: the host's own messages name the host's
     /// declarations and quote the helper's text as the helper's.
-    fn handshake(&mut self, control: OwnedFd, deadline: Instant) -> Result<()> {
+    ///
+    /// A helper that dies or runs out of time sets `ended` to the audit
+    /// event that says so (`crash`, `exit`, `timeout`, `violation`...).
+    fn handshake(
+        &mut self,
+        control: OwnedFd,
+        deadline: Instant,
+        ended: &mut Option<&'static str>,
+    ) -> Result<()> {
         let mut control = Some(control);
         let mut buf = vec![0u8; MAX_HANDSHAKE];
         loop {
@@ -155,7 +175,7 @@ impl Helper {
             // A violation kills the helper: its control socket reads EOF and
             // its pidfd turns readable, but what counts is the verdict.
             if self.killed.is_some() {
-                return Err(self.ended_while_loading());
+                return Err(self.ended_while_loading(ended));
             }
             if let (true, Some(socket)) = (ready[0], control.as_ref()) {
                 // SAFETY: receives at most `buf.len()` bytes into the live buffer.
@@ -170,7 +190,7 @@ impl Helper {
                 if n == 0 {
                     // The helper closed the socket before handing over its
                     // listener: it died (or is dying) while locking down.
-                    return Err(self.ended_while_loading());
+                    return Err(self.ended_while_loading(ended));
                 }
                 if n > 0 {
                     // No code of the library has run yet: this is the shim.
@@ -215,10 +235,11 @@ impl Helper {
                 }
             }
             if ready[1] {
-                return Err(self.ended_while_loading());
+                return Err(self.ended_while_loading(ended));
             }
             if Instant::now() >= deadline {
                 self.kill(KillReason::Timeout);
+                *ended = Some(event_for(&ErrorKind::Timeout));
                 return Err(Error::new(
                     ErrorKind::LoadFailed,
                     "the helper did not finish loading in time",
@@ -281,8 +302,9 @@ impl Helper {
     /// The error for a helper that ended (or was killed) while loading:
     /// a violation is reported as such, anything else as a failed load
     /// saying how the helper ended.
-    fn ended_while_loading(&mut self) -> Error {
+    fn ended_while_loading(&mut self, ended: &mut Option<&'static str>) -> Error {
         let death = self.reap();
+        *ended = Some(event_for(&death.kind));
         match death.kind {
             ErrorKind::PolicyViolation { .. } => Error::new(
                 death.kind,
@@ -295,14 +317,15 @@ impl Helper {
         }
     }
 
-    /// Writes a violation that ended a helper while it loaded to the audit
-    /// log, if there is one: the bridge never saw this helper serve.
-    fn audit_load_violation(&self, nr: i64, args: [u64; 6], error: &Error) {
+    /// Writes how a helper ended while it loaded (a violation, a crash, an
+    /// exit, the load timeout) to the audit log, if there is one: the bridge
+    /// never saw this helper serve.
+    fn audit_load(&self, event: &'static str, syscall: Option<(i64, [u64; 6])>, error: &Error) {
         if let Some(audit) = &self.audit {
             audit.record(&AuditEvent {
-                event: event_for(&error.kind),
+                event,
                 function: None,
-                syscall: Some((nr, args)),
+                syscall,
                 action: "killed",
                 pid: self.pid,
                 detail: Some(error),
@@ -438,10 +461,12 @@ const CAP_SETPCAP: u32 = 8;
 /// A uid of its own for the helper, when the host is root and may switch
 /// users (`CAP_SETUID`, `CAP_SETGID`, `CAP_SETPCAP`), and keeps reaching a
 /// helper of another uid (`CAP_SYS_PTRACE`, for `pidfd_getfd` and
-/// `process_vm_readv`). Not with `run_as` (the policy's user wins), nor in a
-/// user namespace (the helper could map only its own uid there, which the
-/// switch would leave). A host that is not root keeps today's model: the
-/// helper has the host's uid, inside the baseline's user namespace.
+/// `process_vm_readv`). Not with `run_as` (the policy's user wins). With a
+/// user namespace the helper switches before it makes the namespace, which
+/// then maps that uid alone (`shim/src/lockdown.rs`
+/// `switch_before_user_namespace`). A host that is not root keeps today's
+/// model: the helper has the host's uid, inside the baseline's user
+/// namespace.
 ///
 /// Which DAC capabilities it keeps, both bounded by Landlock: see
 /// [`OwnIdentity`] and `docs/SECURITY.md` ("Identity").
@@ -453,11 +478,13 @@ fn own_identity(
 ) -> Option<OwnIdentity> {
     // SAFETY: geteuid has no arguments and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    let user_ns =
-        spec.policy.namespaces.contains(&Namespace::User) || baseline.contains(&Namespace::User);
-    if !root || spec.policy.run_as.is_some() || user_ns {
+    if !root || spec.policy.run_as.is_some() {
         return None;
     }
+    // In a user namespace the DAC capabilities would count only for files
+    // of the uids it maps, which is the helper's own alone: none are kept.
+    let user_ns =
+        spec.policy.namespaces.contains(&Namespace::User) || baseline.contains(&Namespace::User);
     let caps = capabilities();
     let needed = [CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_SYS_PTRACE];
     if needed.iter().any(|cap| caps & (1 << cap) == 0) {
@@ -472,7 +499,7 @@ fn own_identity(
         base: OWN_ID_BASE,
         // Without Landlock (learn mode, an explicitly unconfined import)
         // reads are what a capless uid 0 had: every root-owned file.
-        dac_read: !bounded || !fs.read.is_empty() || !readable_by_others(library),
+        dac_read: !user_ns && (!bounded || !fs.read.is_empty() || !readable_by_others(library)),
         // Learn mode records the paths a library writes, so it may write
         // where a capless uid 0 could (but owns nothing: no chmod, chown or
         // explicit times on root's files). Otherwise, without Landlock no
@@ -482,7 +509,8 @@ fn own_identity(
         // Landlock confines neither, so CAP_DAC_OVERRIDE would extend them
         // to every file. The write grants then work where the helper's own
         // uid may write (lint says so).
-        dac_write: learn || (bounded && !fs.write.is_empty() && !grants_metadata(&spec.policy)),
+        dac_write: !user_ns
+            && (learn || (bounded && !fs.write.is_empty() && !grants_metadata(&spec.policy))),
     })
 }
 

@@ -59,10 +59,16 @@ use crate::error::{err, Error, ErrorKind, Result};
 use crate::Bridge;
 use ffb_policy::sandbox::SandboxPolicy;
 
+mod calls;
+mod lifecycle;
 mod odbc;
+mod page;
+mod pg_socket;
 mod postgres;
+mod shipped_policy;
 pub mod split;
 mod sqlite;
+mod statements;
 mod value;
 
 pub use value::{Row, Value};
@@ -201,6 +207,17 @@ impl Config {
         self.target.as_deref()
     }
 
+    /// The target, for a driver that cannot do without one: else
+    /// `bad_argument`, saying the driver `needs` it.
+    pub(crate) fn required_target(&self, needs: &str) -> Result<&str> {
+        self.target().ok_or_else(|| {
+            Error::new(
+                ErrorKind::BadArgument,
+                format!("the {} driver needs {needs}", self.kind.name()),
+            )
+        })
+    }
+
     /// The builder a driver loads its library with: its default library
     /// (unless overridden) under `policy`, with this config's bridge mode,
     /// shim, timeout and audit log.
@@ -261,6 +278,9 @@ pub trait Driver: Send {
     /// Frees the statement. Called once per prepared statement, also after
     /// a failure.
     fn finalize(&mut self, stmt: StatementId);
+
+    /// Audit lines its bridge could not write: see [`Bridge::audit_losses`].
+    fn audit_losses(&self) -> Option<(u64, String)>;
 }
 
 /// Opens the driver `config` names.
@@ -319,6 +339,13 @@ impl Connection {
     /// The driver's name: `sqlite`, `postgres` or `odbc`.
     pub fn driver_name(&self) -> &'static str {
         self.driver.name()
+    }
+
+    /// Audit lines that could not be written to the audit log
+    /// ([`Config::audit_log`]): how many, and the first error. `None` when
+    /// every line was written, or without an audit log.
+    pub fn audit_losses(&self) -> Option<(u64, String)> {
+        self.driver.audit_losses()
     }
 
     /// Runs every statement of `sql`, `params` bound to the last, and
@@ -528,9 +555,19 @@ impl<'c> Rows<'c> {
         self.page.clear();
         self.at = 0;
         while self.more && self.page.is_empty() {
-            self.more = self.driver.fetch(stmt, self.page_rows, &mut self.page)?;
+            match self.driver.fetch(stmt, self.page_rows, &mut self.page) {
+                Ok(more) => self.more = more,
+                Err(e) => {
+                    // What a failed fetch left in the page is not rows: the
+                    // error ends the result, and nothing after it is read.
+                    self.page.clear();
+                    self.more = false;
+                    return Err(e);
+                }
+            }
         }
         if !self.page.len().is_multiple_of(n) || self.page.len() / n > self.page_rows {
+            self.page.clear();
             self.more = false;
             return err(
                 ErrorKind::Protocol,
@@ -577,5 +614,72 @@ impl Drop for Rows<'_> {
             // A failed reset shows again at the statement's next run.
             let _ = self.driver.reset(stmt);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A driver whose one statement has two columns and whose fetch leaves
+    /// `left` values in the page, then fails (or, with `fail` false, claims
+    /// success with them).
+    struct Broken {
+        left: usize,
+        fail: bool,
+    }
+
+    impl Driver for Broken {
+        fn name(&self) -> &'static str {
+            "broken"
+        }
+        fn prepare(&mut self, _: &str) -> Result<Option<(StatementId, usize)>> {
+            unreachable!()
+        }
+        fn execute(&mut self, _: StatementId, _: &[Value]) -> Result<Vec<String>> {
+            unreachable!()
+        }
+        fn fetch(&mut self, _: StatementId, _: usize, out: &mut Vec<Value>) -> Result<bool> {
+            out.extend((0..self.left).map(|i| Value::Int(i as i64)));
+            if self.fail {
+                return err(ErrorKind::Protocol, "the page did not decode");
+            }
+            Ok(true)
+        }
+        fn changes(&mut self, _: StatementId) -> Result<u64> {
+            Ok(0)
+        }
+        fn reset(&mut self, _: StatementId) -> Result<()> {
+            Ok(())
+        }
+        fn finalize(&mut self, _: StatementId) {}
+        fn audit_losses(&self) -> Option<(u64, String)> {
+            None
+        }
+    }
+
+    fn outcomes(driver: &mut Broken) -> Vec<std::result::Result<Vec<Value>, ErrorKind>> {
+        let columns = vec!["a".to_string(), "b".to_string()];
+        Rows::new(driver, StatementId(1), columns, true)
+            .take(5)
+            .map(|r| r.map(|row| row.values().to_vec()).map_err(|e| e.kind))
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_fetch_ends_the_rows_and_hands_out_nothing_it_left() {
+        for left in [0, 1, 2, 3, 4] {
+            let got = outcomes(&mut Broken { left, fail: true });
+            assert_eq!(got, [Err(ErrorKind::Protocol)], "{left} values left");
+        }
+    }
+
+    #[test]
+    fn a_page_of_partial_rows_is_a_protocol_error_not_a_panic() {
+        let got = outcomes(&mut Broken {
+            left: 3,
+            fail: false,
+        });
+        assert_eq!(got, [Err(ErrorKind::Protocol)]);
     }
 }

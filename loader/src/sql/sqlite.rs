@@ -27,21 +27,33 @@
 //! Landlock rules are per file, and creating or removing a file needs a
 //! right on its directory, which would let the driver create any file
 //! there. So the host creates the database and its `-journal`, `-wal` and
-//! `-shm` files (empty) before the helper starts, grants exactly those four,
-//! and switches the default `DELETE` journal mode to `TRUNCATE`, which
-//! empties the journal instead of removing it. The driver then never needs
-//! to create or remove a file; `ATTACH`, `VACUUM INTO` or a temp file
-//! anywhere else fails with SQLite's own error and creates nothing. Temp
-//! tables and sorts stay in memory (`PRAGMA temp_store = MEMORY`). When the
-//! connection closes, the files the host created and SQLite left empty are
-//! removed again. A `PRAGMA journal_mode = DELETE` a user sets fails at its
-//! first commit.
+//! `-shm` files (empty) before the helper starts, grants exactly those four
+//! (on top of `manifests/sqlite3.policy.toml`), and switches the default
+//! `DELETE` journal mode to `TRUNCATE`, which empties the journal instead of
+//! removing it (SQLite takes an empty `-wal` for a missing one, so a
+//! rollback database stays one). The driver then never needs to create or
+//! remove a file; `ATTACH`, `VACUUM INTO` or a temp file anywhere else fails
+//! with SQLite's own error and creates nothing. Temp tables and sorts stay
+//! in memory (`PRAGMA temp_store = MEMORY`). When the connection closes, the
+//! files the host created and SQLite left empty are removed again.
+//!
+//! A hot journal (a writer killed mid-transaction, or a switch to the
+//! `DELETE` or `WAL` journal mode, which fails at its first commit because
+//! the journal cannot be removed) is rolled back when the database is first
+//! read, and SQLite removes it then unless the connection is in exclusive
+//! locking mode. So the first read happens in exclusive mode, and a second
+//! one in normal mode gives the lock back (`Sqlite::settle_journal`); a
+//! database in WAL mode without a hot journal is left as it is. See
+//! docs/policy.md, "What the sqlite driver does".
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use super::{Config, Driver, StatementId, Value};
+use super::calls::{self, functions, int};
+use super::lifecycle::{free_at_close, free_quietly};
+use super::page::Deferred;
+use super::statements::Statements;
+use super::{shipped_policy, Config, Driver, StatementId, Value};
 use crate::bridge::{Bridge, Cell, Cmp, FetchEnd, FetchProgram, FetchState, FunctionId, Operand};
 use crate::error::{err, Error, ErrorKind, Result};
 use crate::value::Value as Raw;
@@ -52,6 +64,11 @@ use ffb_policy::sandbox::{Action, ArgCondition, CmpOp, SandboxPolicy, SyscallRul
 /// The shipped manifest, compiled in so the driver works from any directory.
 const MANIFEST: &str = include_str!("../../../manifests/sqlite3.toml");
 const MANIFEST_NAME: &str = "manifests/sqlite3.toml";
+/// The shipped policy for libsqlite3: `pure`, `/dev/urandom`, and `fchown`
+/// and `fchmod` refused softly (see the file). The database's files are
+/// granted at run time.
+const BASE_POLICY: &str = include_str!("../../../manifests/sqlite3.policy.toml");
+const BASE_POLICY_PATH: &str = "manifests/sqlite3.policy.toml";
 
 /// Signatures this driver needs in a form the shipped manifest does not have
 /// yet (requested): the tail of `sqlite3_prepare_v2` as an out-pointer and
@@ -109,61 +126,32 @@ const SQLITE_TRANSIENT: i64 = -1;
 /// The most columns a result may have (SQLite's own hard limit).
 const MAX_COLUMNS: i64 = 32767;
 
-/// The declared functions, by name.
-struct Functions {
-    close: FunctionId,
-    errcode: FunctionId,
-    errmsg: FunctionId,
-    prepare: FunctionId,
-    finalize: FunctionId,
-    reset: FunctionId,
-    clear_bindings: FunctionId,
-    parameter_count: FunctionId,
-    bind_null: FunctionId,
-    bind_int64: FunctionId,
-    bind_double: FunctionId,
-    bind_text: FunctionId,
-    bind_blob: FunctionId,
-    column_count: FunctionId,
-    column_name: FunctionId,
-    changes: FunctionId,
-    step: FunctionId,
-    column_type: FunctionId,
-    column_int64: FunctionId,
-    column_double: FunctionId,
-    column_text: FunctionId,
-    column_blob: FunctionId,
-    column_bytes: FunctionId,
-}
-
-impl Functions {
-    fn of(bridge: &Bridge) -> Functions {
-        let f = |name: &str| bridge.function(name).expect("declared at load");
-        Functions {
-            close: f("sqlite3_close_v2"),
-            errcode: f("sqlite3_extended_errcode"),
-            errmsg: f("sqlite3_errmsg"),
-            prepare: f("sqlite3_prepare_v2"),
-            finalize: f("sqlite3_finalize"),
-            reset: f("sqlite3_reset"),
-            clear_bindings: f("sqlite3_clear_bindings"),
-            parameter_count: f("sqlite3_bind_parameter_count"),
-            bind_null: f("sqlite3_bind_null"),
-            bind_int64: f("sqlite3_bind_int64"),
-            bind_double: f("sqlite3_bind_double"),
-            bind_text: f("sqlite3_bind_text"),
-            bind_blob: f("sqlite3_bind_blob"),
-            column_count: f("sqlite3_column_count"),
-            column_name: f("sqlite3_column_name"),
-            changes: f("sqlite3_changes"),
-            step: f("sqlite3_step"),
-            column_type: f("sqlite3_column_type"),
-            column_int64: f("sqlite3_column_int64"),
-            column_double: f("sqlite3_column_double"),
-            column_text: f("sqlite3_column_text"),
-            column_blob: f("sqlite3_column_blob"),
-            column_bytes: f("sqlite3_column_bytes"),
-        }
+functions! {
+    /// The declared functions, by name.
+    struct Functions {
+        close: "sqlite3_close_v2",
+        errcode: "sqlite3_extended_errcode",
+        errmsg: "sqlite3_errmsg",
+        prepare: "sqlite3_prepare_v2",
+        finalize: "sqlite3_finalize",
+        reset: "sqlite3_reset",
+        clear_bindings: "sqlite3_clear_bindings",
+        parameter_count: "sqlite3_bind_parameter_count",
+        bind_null: "sqlite3_bind_null",
+        bind_int64: "sqlite3_bind_int64",
+        bind_double: "sqlite3_bind_double",
+        bind_text: "sqlite3_bind_text",
+        bind_blob: "sqlite3_bind_blob",
+        column_count: "sqlite3_column_count",
+        column_name: "sqlite3_column_name",
+        changes: "sqlite3_changes",
+        step: "sqlite3_step",
+        column_type: "sqlite3_column_type",
+        column_int64: "sqlite3_column_int64",
+        column_double: "sqlite3_column_double",
+        column_text: "sqlite3_column_text",
+        column_blob: "sqlite3_column_blob",
+        column_bytes: "sqlite3_column_bytes",
     }
 }
 
@@ -175,6 +163,9 @@ struct Prepared {
     fetch: Option<(FetchProgram, FetchState)>,
     /// Whether the statement has run to its end.
     done: bool,
+    /// An error that ended the result after rows that were delivered with
+    /// it: reported by the next fetch.
+    failed: Deferred,
 }
 
 /// An open database in a helper.
@@ -185,8 +176,7 @@ struct Sqlite {
     /// The helper's address of the first byte of the SQL text in every
     /// `sqlite3_prepare_v2` call.
     text_base: u64,
-    statements: HashMap<u64, Prepared>,
-    next_statement: u64,
+    statements: Statements<Prepared>,
     /// Files the host created for the database, removed at close if empty.
     created: Vec<PathBuf>,
 }
@@ -294,6 +284,18 @@ fn is_wal(db: &Path) -> bool {
         .is_ok_and(|()| header[18] == 2 && header[19] == 2)
 }
 
+/// Whether the rollback journal at `journal` may be hot: it is not empty
+/// and its header is not zeroed (SQLite's own test, less the lock it also
+/// checks, which only makes SQLite decide it is not hot after all). The
+/// host reads its own file.
+fn is_hot(journal: &Path) -> bool {
+    use std::io::Read;
+    let mut first = [0u8; 1];
+    std::fs::File::open(journal)
+        .and_then(|mut f| f.read_exact(&mut first))
+        .is_ok_and(|()| first[0] != 0)
+}
+
 /// Removes each of `files` that is (still) empty.
 fn remove_if_empty(files: &[PathBuf]) {
     for f in files {
@@ -303,18 +305,16 @@ fn remove_if_empty(files: &[PathBuf]) {
     }
 }
 
-/// The helper's policy: the fs-read preset (read-only opens of what the
-/// dynamic loader needs) plus, for a file, write grants on exactly its four
-/// files. Any other open for writing fails with `EACCES`, which SQLite
-/// reports in its own words.
+/// The helper's policy: the shipped `manifests/sqlite3.policy.toml` plus,
+/// for a file, write grants on exactly its four files. Any other open for
+/// writing fails with `EACCES`, which SQLite reports in its own words.
 fn policy(db: Option<&Path>) -> Result<SandboxPolicy> {
     let mut grants = Grants::default();
     if let Some(db) = db {
         grants.write = database_files(db).to_vec();
     }
-    let mut p = SandboxPolicy::fs_read()
-        .with_grants(&grants)
-        .map_err(|e| Error::new(ErrorKind::LoadFailed, format!("the sqlite policy: {e}")))?;
+    let base = shipped_policy::parse(BASE_POLICY, BASE_POLICY_PATH)?;
+    let mut p = shipped_policy::with_grants(base, &grants, "sqlite")?;
     let write_bits = [
         libc::O_WRONLY,
         libc::O_RDWR,
@@ -371,30 +371,29 @@ fn open_in_helper(
     let library = Manifest::parse(MANIFEST, MANIFEST_NAME)
         .map(|m| m.library)
         .unwrap_or_else(|_| "libsqlite3.so.0".to_string());
-    let mut builder = config.bridge_builder(&library, policy(db_path)?);
-    for sig in sigs {
-        builder = builder.declare(sig.clone());
-    }
+    let mut builder = calls::declare_all(
+        config.bridge_builder(&library, policy(db_path)?),
+        sigs.iter().cloned(),
+    );
     for (kind, close, parent) in kinds {
         builder = builder.handle_kind(kind, Some(close), parent.as_deref());
     }
     let mut bridge = builder.load()?;
     let fns = Functions::of(&bridge);
     let name = db_path.map_or(":memory:".to_string(), |p| p.to_string_lossy().into_owned());
-    let open = bridge.function("sqlite3_open_v2").expect("declared");
+    let open = calls::declared(&bridge, "sqlite3_open_v2");
     let flags = OPEN_READ_WRITE_CREATE | OPEN_NOMUTEX;
     let out = bridge.call(
         open,
         &[Raw::str(name), Raw::Null, Raw::I32(flags), Raw::U64(0)],
     )?;
-    let db = out.out.get(1).cloned().flatten().unwrap_or(Raw::Null);
+    let db = calls::out(&out, 1);
     let mut driver = Box::new(Sqlite {
         bridge,
         fns,
         db,
         text_base: 0,
-        statements: HashMap::new(),
-        next_statement: 1,
+        statements: Statements::default(),
         created: Vec::new(),
     });
     let rc = int(&out.ret);
@@ -406,29 +405,15 @@ fn open_in_helper(
         });
     }
     // Extended codes: a constraint violation says which (2067 for UNIQUE).
-    let extended = driver
-        .bridge
-        .function("sqlite3_extended_result_codes")
-        .expect("declared");
+    let extended = calls::declared(&driver.bridge, "sqlite3_extended_result_codes");
     let db = driver.db.clone();
     driver.bridge.call(extended, &[db, Raw::I32(1)])?;
     driver.calibrate()?;
     driver.run_quietly("PRAGMA temp_store = MEMORY")?;
     if let Some(path) = db_path {
-        // DELETE would remove the journal after each commit (and when it
-        // rolls a hot journal back); TRUNCATE empties it. Set before the
-        // database is first read. A WAL database stays WAL (its files are
-        // granted): leaving WAL would remove its -wal file.
-        if !is_wal(path) {
-            driver.run_quietly("PRAGMA journal_mode = TRUNCATE")?;
-        }
+        driver.settle_journal(path)?;
     }
     Ok(driver)
-}
-
-/// An integer return value as i64 (every declared integer fits).
-fn int(v: &Raw) -> i64 {
-    v.as_i128().unwrap_or_default() as i64
 }
 
 impl Sqlite {
@@ -464,6 +449,41 @@ impl Sqlite {
         }
     }
 
+    /// Makes the database at `db` usable without removing a file: rolls
+    /// back a hot journal (a writer that died mid-transaction, or a
+    /// journal-mode switch that could not remove the journal) and sets the
+    /// `TRUNCATE` journal mode, unless the database is in WAL mode.
+    ///
+    /// SQLite removes the journal when it rolls a hot one back, unless its
+    /// connection is in exclusive locking mode (it zeroes the header then);
+    /// and the journal cannot be removed here, so without this the journal
+    /// would stay hot and every later open fail with `SQLITE_IOERR_DELETE`.
+    /// So the first read happens in exclusive mode, and the lock it takes is
+    /// given back by a second read in normal mode. A WAL database without a
+    /// hot journal is left as it is: its first read in exclusive mode would
+    /// keep the connection exclusive for good (the WAL index in its own
+    /// memory). A refused switch to WAL leaves a WAL header *and* a hot
+    /// journal, whose rollback brings the rollback header back, so the
+    /// header is read again after it.
+    fn settle_journal(&mut self, db: &Path) -> Result<()> {
+        let journal = &database_files(db)[1];
+        if is_wal(db) && !is_hot(journal) {
+            return Ok(());
+        }
+        self.run_quietly("PRAGMA locking_mode = EXCLUSIVE")?;
+        self.run_quietly("SELECT count(*) FROM sqlite_schema")?;
+        if is_wal(db) {
+            // The rollback left a WAL database (a switch away from WAL that
+            // died): it stays WAL, in exclusive locking mode.
+            return Ok(());
+        }
+        // DELETE (the default) would remove the journal after each commit;
+        // TRUNCATE empties it.
+        self.run_quietly("PRAGMA journal_mode = TRUNCATE")?;
+        self.run_quietly("PRAGMA locking_mode = NORMAL")?;
+        self.run_quietly("SELECT count(*) FROM sqlite_schema")
+    }
+
     /// Runs one statement of the driver's own to its end.
     fn run_quietly(&mut self, sql: &str) -> Result<()> {
         self.query_text(sql).map(drop)
@@ -494,10 +514,10 @@ impl Sqlite {
     /// own extended code and message.
     fn error(&mut self, rc: i64) -> Error {
         let db = [self.db.clone()];
-        match self
-            .bridge
-            .call_batch(&[(self.fns.errcode, &db), (self.fns.errmsg, &db)])
-        {
+        match calls::batch(
+            &mut self.bridge,
+            &[(self.fns.errcode, &db), (self.fns.errmsg, &db)],
+        ) {
             Ok(outs) => {
                 let code = int(&outs[0].ret);
                 let code = if code == 0 { rc } else { code };
@@ -507,17 +527,8 @@ impl Sqlite {
                 };
                 Error::foreign("sqlite", code, message)
             }
-            Err(f) => f.error,
+            Err(e) => e,
         }
-    }
-
-    fn statement(&self, stmt: StatementId) -> Result<&Prepared> {
-        self.statements.get(&stmt.0).ok_or_else(|| {
-            Error::new(
-                ErrorKind::StaleHandle,
-                format!("statement {} is not open", stmt.0),
-            )
-        })
     }
 
     /// The result's column names, in one round trip.
@@ -528,18 +539,8 @@ impl Sqlite {
         let args: Vec<[Raw; 2]> = (0..columns)
             .map(|i| [h.clone(), Raw::I32(i as i32)])
             .collect();
-        let calls: Vec<(FunctionId, &[Raw])> = args
-            .iter()
-            .map(|a| (self.fns.column_name, &a[..]))
-            .collect();
-        let outs = self.bridge.call_batch(&calls).map_err(|f| f.error)?;
-        Ok(outs
-            .iter()
-            .map(|o| match &o.ret {
-                Raw::Str(name) => String::from_utf8_lossy(name).into_owned(),
-                _ => String::new(),
-            })
-            .collect())
+        let outs = calls::batch_each(&mut self.bridge, self.fns.column_name, &args)?;
+        Ok(outs.iter().map(|o| calls::text(&o.ret)).collect())
     }
 
     /// The fetch program for a result of `columns` columns, with the
@@ -697,7 +698,7 @@ impl Driver for Sqlite {
                 .filter(|&o| o <= rest.len() && rest.is_char_boundary(o));
             let Some(offset) = inside else {
                 if handle != Raw::Null {
-                    let _ = self.bridge.call(self.fns.finalize, &[handle]);
+                    free_quietly(&mut self.bridge, self.fns.finalize, &[handle]);
                 }
                 return err(
                     ErrorKind::Protocol,
@@ -715,22 +716,18 @@ impl Driver for Sqlite {
                 consumed += offset;
                 continue;
             }
-            let id = self.next_statement;
-            self.next_statement += 1;
-            self.statements.insert(
-                id,
-                Prepared {
-                    handle,
-                    fetch: None,
-                    done: false,
-                },
-            );
-            return Ok(Some((StatementId(id), consumed + offset.max(1))));
+            let id = self.statements.insert(Prepared {
+                handle,
+                fetch: None,
+                done: false,
+                failed: Deferred::default(),
+            });
+            return Ok(Some((id, consumed + offset.max(1))));
         }
     }
 
     fn execute(&mut self, stmt: StatementId, params: &[Value]) -> Result<Vec<String>> {
-        let h = self.statement(stmt)?.handle.clone();
+        let h = self.statements.get(stmt)?.handle.clone();
         let mut calls = vec![
             (self.fns.parameter_count, vec![h.clone()]),
             (self.fns.column_count, vec![h.clone()]),
@@ -738,9 +735,7 @@ impl Driver for Sqlite {
         for (i, p) in params.iter().enumerate() {
             calls.push(bind_call(&self.fns, &h, i + 1, p)?);
         }
-        let batch: Vec<(FunctionId, &[Raw])> =
-            calls.iter().map(|(f, a)| (*f, a.as_slice())).collect();
-        let outs = self.bridge.call_batch(&batch).map_err(|f| f.error)?;
+        let outs = calls::batch_owned(&mut self.bridge, &calls)?;
         let expected = int(&outs[0].ret);
         if expected != params.len() as i64 {
             return err(
@@ -775,25 +770,21 @@ impl Driver for Sqlite {
                     rc => return Err(self.error(rc)),
                 }
             }
-            let p = self.statements.get_mut(&stmt.0).expect("looked up above");
+            let p = self.statements.get_mut(stmt)?;
             p.done = true;
             return Ok(names);
         }
         let program = self.program(columns as usize)?;
         let state = self.bridge.fetch_state(std::slice::from_ref(&h))?;
-        let p = self.statements.get_mut(&stmt.0).expect("looked up above");
+        let p = self.statements.get_mut(stmt)?;
         p.fetch = Some((program, state));
         p.done = false;
         Ok(names)
     }
 
     fn fetch(&mut self, stmt: StatementId, max_rows: usize, out: &mut Vec<Value>) -> Result<bool> {
-        let Some(p) = self.statements.get_mut(&stmt.0) else {
-            return Err(Error::new(
-                ErrorKind::StaleHandle,
-                format!("statement {} is not open", stmt.0),
-            ));
-        };
+        let p = self.statements.get_mut(stmt)?;
+        p.failed.take()?;
         if p.done {
             return Ok(false);
         }
@@ -803,21 +794,30 @@ impl Driver for Sqlite {
                 "the statement has not been executed",
             );
         };
+        let start = out.len();
+        let mut rows = 0u64;
         let end = self.bridge.fetch(program, state, max_rows, |row| {
             out.extend(row.iter().map(value_of));
+            rows += 1;
             ControlFlow::Continue(())
         });
+        if !matches!(end, Ok(FetchEnd::More)) {
+            p.done = true;
+        }
         match end {
             Ok(FetchEnd::More) => Ok(true),
+            Ok(FetchEnd::Ended {
+                reason: SQLITE_DONE,
+            }) => Ok(false),
             Ok(FetchEnd::Ended { reason }) => {
-                p.done = true;
-                match reason {
-                    SQLITE_DONE => Ok(false),
-                    rc => Err(self.error(rc)),
-                }
+                // The step that failed came after the page's rows: they go
+                // out now, and the error with the next fetch.
+                let e = self.error(reason);
+                self.statements.get_mut(stmt)?.failed.after(rows, e)
             }
             Err(e) => {
-                p.done = true;
+                // The helper failed mid-page: nothing of the page is kept.
+                out.truncate(start);
                 Err(e)
             }
         }
@@ -829,40 +829,63 @@ impl Driver for Sqlite {
     }
 
     fn reset(&mut self, stmt: StatementId) -> Result<()> {
-        let h = self.statement(stmt)?.handle.clone();
+        let h = self.statements.get(stmt)?.handle.clone();
         let args = [h];
         // sqlite3_reset answers the last step's error, already reported.
-        self.bridge
-            .call_batch(&[(self.fns.reset, &args), (self.fns.clear_bindings, &args)])
-            .map_err(|f| f.error)?;
-        if let Some(p) = self.statements.get_mut(&stmt.0) {
+        calls::batch(
+            &mut self.bridge,
+            &[(self.fns.reset, &args), (self.fns.clear_bindings, &args)],
+        )?;
+        if let Ok(p) = self.statements.get_mut(stmt) {
             p.fetch = None;
             p.done = false;
+            p.failed.clear();
         }
         Ok(())
     }
 
     fn finalize(&mut self, stmt: StatementId) {
-        // With its helper gone the statement is gone too; calling would only
-        // start a new helper to be told the handle is stale.
-        let alive = self.bridge.helper_pid().is_some();
-        if let Some(p) = self.statements.remove(&stmt.0).filter(|_| alive) {
-            // Its answer is the last step's error, already reported.
-            let _ = self.bridge.call(self.fns.finalize, &[p.handle]);
+        // Its answer is the last step's error, already reported; with its
+        // helper gone the statement is gone too (free_at_close).
+        if let Some(p) = self.statements.remove(stmt) {
+            free_at_close(&mut self.bridge, self.fns.finalize, &[p.handle]);
         }
+    }
+
+    fn audit_losses(&self) -> Option<(u64, String)> {
+        self.bridge.audit_losses()
     }
 }
 
 impl Drop for Sqlite {
     fn drop(&mut self) {
-        let statements: Vec<u64> = self.statements.keys().copied().collect();
-        for id in statements {
-            self.finalize(StatementId(id));
+        for id in self.statements.ids() {
+            self.finalize(id);
         }
-        if self.bridge.helper_pid().is_some() {
-            let db = self.db.clone();
-            let _ = self.bridge.call(self.fns.close, &[db]);
-        }
+        let db = self.db.clone();
+        free_at_close(&mut self.bridge, self.fns.close, &[db]);
         remove_if_empty(&self.created);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_is_hot_unless_missing_empty_or_zeroed() {
+        let dir = std::env::temp_dir().join(format!("ffb-sqlite-hot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let journal = dir.join("j.db-journal");
+        assert!(!is_hot(&journal), "missing");
+        for (bytes, hot) in [
+            (&b""[..], false),
+            (&[0u8; 28][..], false),
+            (&[0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7][..], true),
+        ] {
+            std::fs::write(&journal, bytes).unwrap();
+            assert_eq!(is_hot(&journal), hot, "{bytes:02x?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

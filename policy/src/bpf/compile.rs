@@ -21,7 +21,7 @@ use super::{
 };
 use crate::sandbox::{
     Action, ArgCondition, CmpOp, CompiledFilter, PolicyError, SandboxPolicy, Target, FLOOR,
-    LOADING_SYSCALLS, SUPERVISED_CONNECTS, SUPERVISED_OWNERS, SUPERVISED_SIGNALS,
+    LOADING_SYSCALLS, SUPERVISED_CONNECTS, SUPERVISED_LOCKS, SUPERVISED_OWNERS, SUPERVISED_SIGNALS,
     SUPERVISED_TARGETS, X32_SYSCALL_BIT,
 };
 use crate::syscalls::number_of;
@@ -49,7 +49,7 @@ impl SandboxPolicy {
         // 1. The floor and the supervised routes go to the host, whatever the rules say.
         let mut notify = BTreeMap::new();
         for entry in FLOOR {
-            let conditions: Vec<ArgCondition> = entry.condition().into_iter().collect();
+            let conditions = entry.conditions();
             add_rule(&mut notify, lookup(entry.syscall), &conditions)?;
         }
         for name in SUPERVISED_SIGNALS {
@@ -92,6 +92,12 @@ impl SandboxPolicy {
         }
         // Connections without connect(): MPTCP and SCTP sockets, Fast Open sends.
         for (name, index, mask, value) in SUPERVISED_CONNECTS {
+            let condition = ArgCondition::new(*index, CmpOp::MaskedEq(*mask), *value);
+            add_rule(&mut notify, lookup(name), &[condition])?;
+        }
+        // Locks: a read lock needs only a readable fd, so the host checks
+        // the file against the write grants, whatever the rules allow.
+        for (name, index, mask, value) in SUPERVISED_LOCKS {
             let condition = ArgCondition::new(*index, CmpOp::MaskedEq(*mask), *value);
             add_rule(&mut notify, lookup(name), &[condition])?;
         }

@@ -34,15 +34,29 @@ pub struct FloorEntry {
     pub syscall: &'static str,
     /// When set, only calls whose argument `arg & mask == value` are on the floor.
     pub only_when: Option<(u8, u64, u64)>,
+    /// When set, a call whose argument `index` equals this value is not on
+    /// the floor even when [`Self::only_when`] holds (`personality`'s query).
+    pub except: Option<(u8, u64)>,
     /// Why it can never be granted.
     pub reason: &'static str,
 }
 
 impl FloorEntry {
-    /// [`Self::only_when`] as a condition: the calls the entry forbids.
-    pub fn condition(&self) -> Option<ArgCondition> {
-        self.only_when
-            .map(|(index, mask, value)| ArgCondition::new(index, CmpOp::MaskedEq(mask), value))
+    /// [`Self::only_when`] and [`Self::except`] as conditions, all of which
+    /// hold for the calls the entry forbids (none: every call).
+    pub fn conditions(&self) -> Vec<ArgCondition> {
+        let when = self
+            .only_when
+            .map(|(index, mask, value)| ArgCondition::new(index, CmpOp::MaskedEq(mask), value));
+        let except = self
+            .except
+            .map(|(index, value)| ArgCondition::new(index, CmpOp::Ne, value));
+        when.into_iter().chain(except).collect()
+    }
+
+    /// Whether the entry forbids a call with these arguments.
+    pub fn forbids(&self, args: &[u64; 6]) -> bool {
+        self.conditions().iter().all(|c| c.holds(args))
     }
 }
 
@@ -63,6 +77,7 @@ pub const FLOOR: &[FloorEntry] = &[
     FloorEntry {
         syscall: "clone",
         only_when: Some((0, CLONE_THREAD, 0)),
+        except: None,
         reason: "clone without CLONE_THREAD makes a new process; threads stay allowed",
     },
     floor("ptrace", WHY_PTRACE),
@@ -130,7 +145,17 @@ pub const FLOOR: &[FloorEntry] = &[
         libc::F_SETLEASE as u64,
         "fcntl(F_SETLEASE) lets a reader block every other process's writes for a lease period",
     ),
+    FloorEntry {
+        syscall: "personality",
+        only_when: Some((0, READ_IMPLIES_EXEC, READ_IMPLIES_EXEC)),
+        // 0xffffffff only asks for the current persona; it changes nothing.
+        except: Some((0, 0xffff_ffff)),
+        reason: "READ_IMPLIES_EXEC makes every readable mapping executable, behind the rules on PROT_EXEC",
+    },
 ];
+
+/// `READ_IMPLIES_EXEC`, from `<linux/personality.h>`.
+const READ_IMPLIES_EXEC: u64 = 0x0040_0000;
 
 /// `PR_SET_SYSCALL_USER_DISPATCH`, from `<linux/prctl.h>`.
 const PR_SET_SYSCALL_USER_DISPATCH: u64 = 59;
@@ -145,6 +170,7 @@ const fn command(syscall: &'static str, index: u8, value: u64, reason: &'static 
     FloorEntry {
         syscall,
         only_when: Some((index, INT, value)),
+        except: None,
         reason,
     }
 }
@@ -153,6 +179,7 @@ const fn floor(syscall: &'static str, reason: &'static str) -> FloorEntry {
     FloorEntry {
         syscall,
         only_when: None,
+        except: None,
         reason,
     }
 }
@@ -243,7 +270,7 @@ pub(crate) fn loading_permits(name: &str, args: &[u64; 6]) -> bool {
 pub fn floor_entry_for_call(nr: i64, args: &[u64; 6]) -> Option<&'static FloorEntry> {
     FLOOR
         .iter()
-        .find(|e| number_of(e.syscall) == Some(nr) && e.condition().is_none_or(|c| c.holds(args)))
+        .find(|e| number_of(e.syscall) == Some(nr) && e.forbids(args))
 }
 
 /// The floor entry that a rule would grant, if any.
@@ -371,6 +398,74 @@ pub fn supervised_connect_call(
         .find(|(n, i, mask, value)| *n == name && args[*i as usize] & mask == *value)
 }
 
+/// Calls that set a lock on a file, as `(syscall, index of the command
+/// argument, mask, value)` (`arg & mask == value`, on the int the kernel
+/// reads): `fcntl` `F_SETLK`, `F_SETLKW`, `F_OFD_SETLK`, `F_OFD_SETLKW`, and
+/// `flock` with `LOCK_SH` or `LOCK_EX` (`LOCK_UN` is not one of them). A
+/// read lock needs only a readable fd, and a lock on a file another process
+/// shares can stall it, so they go to the host's listener whatever the
+/// policy allows. The host lets one through only on a file within the
+/// policy's write grants, and only when the policy's own rules allow it
+/// ([`SandboxPolicy::lock_rules_verdict`](crate::sandbox::SandboxPolicy::lock_rules_verdict));
+/// any other fails with [`LOCK_REFUSED`], and an unlock (`F_UNLCK`) of a
+/// file outside the grants, where the helper can hold no lock, succeeds
+/// without running.
+pub const SUPERVISED_LOCKS: &[(&str, u8, u64, u64)] = &[
+    ("fcntl", 1, INT, libc::F_SETLK as u64),
+    ("fcntl", 1, INT, libc::F_SETLKW as u64),
+    ("fcntl", 1, INT, libc::F_OFD_SETLK as u64),
+    ("fcntl", 1, INT, libc::F_OFD_SETLKW as u64),
+    ("flock", 1, libc::LOCK_SH as u64, libc::LOCK_SH as u64),
+    ("flock", 1, libc::LOCK_EX as u64, libc::LOCK_EX as u64),
+];
+
+/// The errno of a refused lock: `ENOLCK`, "no locks available", which both
+/// `fcntl(2)` and `flock(2)` document. Not `EACCES` or `EAGAIN`: for
+/// `F_SETLK` those mean that another process holds a conflicting lock, and a
+/// caller would wait or retry for a lock that no one holds.
+pub const LOCK_REFUSED: u32 = libc::ENOLCK as u32;
+
+/// Who owns a lock, which decides how the host can take it safely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockOwner {
+    /// A classic POSIX record lock (`F_SETLK`, `F_SETLKW`): the process's.
+    Process,
+    /// An open file description lock (`F_OFD_SETLK`, `F_OFD_SETLKW`).
+    OpenFile,
+    /// A `flock(2)` lock, also the open file description's.
+    Flock,
+}
+
+/// A lock-setting call ([`SUPERVISED_LOCKS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockCall {
+    /// Whose lock it is.
+    pub owner: LockOwner,
+    /// Whether the call waits for a conflicting lock to go (`F_SETLKW`,
+    /// `F_OFD_SETLKW`, `flock` without `LOCK_NB`).
+    pub waits: bool,
+}
+
+/// The [`SUPERVISED_LOCKS`] call this is, if any (on the low 32 bits of the
+/// command, as the kernel reads it).
+pub fn supervised_lock_call(nr: i64, args: &[u64; 6]) -> Option<LockCall> {
+    let command = args[1] & INT;
+    let call = |owner, waits| Some(LockCall { owner, waits });
+    match nr {
+        libc::SYS_fcntl => match command as i32 {
+            libc::F_SETLK => call(LockOwner::Process, false),
+            libc::F_SETLKW => call(LockOwner::Process, true),
+            libc::F_OFD_SETLK => call(LockOwner::OpenFile, false),
+            libc::F_OFD_SETLKW => call(LockOwner::OpenFile, true),
+            _ => None,
+        },
+        libc::SYS_flock if command & (libc::LOCK_SH | libc::LOCK_EX) as u64 != 0 => {
+            call(LockOwner::Flock, command & libc::LOCK_NB as u64 == 0)
+        }
+        _ => None,
+    }
+}
+
 /// Whether a call is one the host supervises whatever the policy says (a
 /// signal, a file owner, a call aimed at a process, a connection without
 /// `connect`): learn mode must never learn one of these.
@@ -442,6 +537,53 @@ mod tests {
         let ioctl = number_of("ioctl").unwrap();
         assert!(floor_entry_for_call(ioctl, &[0, libc::TIOCSTI | 1 << 32, 0, 0, 0, 0]).is_some());
         assert!(floor_entry_for_call(ioctl, &[0, libc::TCGETS, 0, 0, 0, 0]).is_none());
+    }
+
+    #[test]
+    fn lock_calls_are_told_apart_on_the_int_the_kernel_reads() {
+        let fcntl = number_of("fcntl").unwrap();
+        let flock = number_of("flock").unwrap();
+        let at = |nr, command: u64| supervised_lock_call(nr, &[3, command, 0, 0, 0, 0]);
+        let lock = |owner, waits| Some(LockCall { owner, waits });
+        use LockOwner::{Flock, OpenFile, Process};
+        assert_eq!(at(fcntl, libc::F_SETLK as u64), lock(Process, false));
+        assert_eq!(
+            at(fcntl, libc::F_SETLKW as u64 | 1 << 32),
+            lock(Process, true)
+        );
+        assert_eq!(at(fcntl, libc::F_OFD_SETLK as u64), lock(OpenFile, false));
+        assert_eq!(at(fcntl, libc::F_OFD_SETLKW as u64), lock(OpenFile, true));
+        for other in [
+            libc::F_GETLK,
+            libc::F_OFD_GETLK,
+            libc::F_GETFL,
+            libc::F_SETLEASE,
+        ] {
+            assert_eq!(at(fcntl, other as u64), None, "{other}");
+        }
+        let (sh, ex, nb, un) = (libc::LOCK_SH, libc::LOCK_EX, libc::LOCK_NB, libc::LOCK_UN);
+        assert_eq!(at(flock, sh as u64), lock(Flock, true));
+        assert_eq!(at(flock, (ex | nb) as u64), lock(Flock, false));
+        assert_eq!(at(flock, (1 << 32) | ex as u64), lock(Flock, true));
+        assert_eq!(at(flock, un as u64), None);
+        assert_eq!(at(flock, (un | nb) as u64), None);
+        assert_eq!(
+            at(flock, (1 << 32) | un as u64),
+            None,
+            "the upper half is no lock"
+        );
+        // The table the program compiles says the same.
+        let table = |nr: i64, command: u64| {
+            SUPERVISED_LOCKS.iter().any(|(name, i, mask, value)| {
+                number_of(name) == Some(nr) && [3, command][*i as usize] & mask == *value
+            })
+        };
+        for command in [sh, ex, sh | nb, ex | nb, un, un | nb] {
+            assert_eq!(
+                table(flock, command as u64),
+                at(flock, command as u64).is_some()
+            );
+        }
     }
 
     #[test]

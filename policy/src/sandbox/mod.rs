@@ -13,6 +13,7 @@
 //! | supervised signals | [`SUPERVISED_SIGNALS`]: kill, tkill, tgkill, rt_(tg)sigqueueinfo | allowed when aimed at the helper itself |
 //! | supervised file owners | [`SUPERVISED_OWNERS`]: fcntl `F_SETOWN`/`F_SETOWN_EX`, ioctl `FIOSETOWN`/`SIOCSPGRP` | `F_SETOWN` allowed when it names the helper itself (or no one) |
 //! | supervised targets | [`SUPERVISED_TARGETS`]: prlimit64, setpriority, ioprio_set, sched_set{affinity,scheduler,param,attr}, migrate_pages, move_pages aimed at another process | allowed (then the policy decides) only when aimed at the helper itself |
+//! | supervised locks | [`SUPERVISED_LOCKS`]: fcntl `F_SETLK`/`F_SETLKW`/`F_OFD_SETLK`/`F_OFD_SETLKW`, `flock` with `LOCK_SH`/`LOCK_EX` | the rules decide, then the host lets it run only on a file within a write grant; else [`LOCK_REFUSED`] |
 //! | supervised connects | [`SUPERVISED_CONNECTS`]: MPTCP and SCTP sockets, sends with `MSG_FASTOPEN` | only when a rule names that value |
 //! | threads | `clone` with `CLONE_THREAD` | the policy decides, then the host fails it with `EAGAIN` at [`Limits::threads`] |
 //! | loading | [`LOADING_SYSCALLS`]: read-only file access and exec mappings that `dlopen` needs | allowed until the helper reports it has loaded |
@@ -50,8 +51,9 @@ pub use crate::bpf::SECCOMP_RET_USER_NOTIF;
 pub(crate) use floor::threads_only;
 pub use floor::{
     floor_entry_for_call, floor_entry_granted_by, is_supervised, is_thread_clone, names_value,
-    supervised_connect_call, supervised_owner_call, supervised_target, FloorEntry, Target, FLOOR,
-    LOADING_SYSCALLS, SUPERVISED_CONNECTS, SUPERVISED_OWNERS, SUPERVISED_SIGNALS,
+    supervised_connect_call, supervised_lock_call, supervised_owner_call, supervised_target,
+    FloorEntry, LockCall, LockOwner, Target, FLOOR, LOADING_SYSCALLS, LOCK_REFUSED,
+    SUPERVISED_CONNECTS, SUPERVISED_LOCKS, SUPERVISED_OWNERS, SUPERVISED_SIGNALS,
     SUPERVISED_TARGETS, X32_SYSCALL_BIT,
 };
 pub(crate) use model::arg_index;

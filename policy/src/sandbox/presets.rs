@@ -414,6 +414,57 @@ mod tests {
     }
 
     #[test]
+    fn presets_allow_every_fcntl_but_locks_reach_the_host_and_are_refused() {
+        // Neither preset has a write grant, so no file is one the helper may lock.
+        for p in [SandboxPolicy::fs_read(), SandboxPolicy::db_client()] {
+            let f = p.compile().unwrap();
+            for command in [libc::F_GETLK, libc::F_OFD_GETLK, libc::F_GETFL] {
+                let a = args(3, command as u64, 0);
+                assert_eq!(run(&f, nr("fcntl"), &a), libc::SECCOMP_RET_ALLOW);
+            }
+            let refused = Verdict::Fail(libc::ENOLCK as u32);
+            for command in [
+                libc::F_SETLK,
+                libc::F_SETLKW,
+                libc::F_OFD_SETLK,
+                libc::F_OFD_SETLKW,
+            ] {
+                // The kernel reads the command's low 32 bits only.
+                for word in [command as u64, (1 << 32) | command as u64] {
+                    let a = args(3, word, 0x1000);
+                    assert_eq!(run(&f, nr("fcntl"), &a), SECCOMP_RET_USER_NOTIF);
+                    for phase in [Phase::Loading, Phase::Serving] {
+                        assert_eq!(p.verdict(nr("fcntl"), &a, phase, |_| false), refused);
+                    }
+                }
+            }
+        }
+        // Docker's default allows flock outright; only LOCK_UN stays off the route.
+        let open = SandboxPolicy::fs_read().allow("flock").unwrap();
+        let f = open.compile().unwrap();
+        for op in [libc::LOCK_SH, libc::LOCK_EX, libc::LOCK_EX | libc::LOCK_NB] {
+            let a = args(3, op as u64, 0);
+            assert_eq!(run(&f, nr("flock"), &a), SECCOMP_RET_USER_NOTIF, "{op}");
+            assert_eq!(
+                open.verdict(nr("flock"), &a, Phase::Serving, |_| false),
+                Verdict::Fail(libc::ENOLCK as u32)
+            );
+        }
+        let unlock = args(3, libc::LOCK_UN as u64, 0);
+        assert_eq!(run(&f, nr("flock"), &unlock), libc::SECCOMP_RET_ALLOW);
+        // Where the rules refuse the call, the host never looks at the file.
+        assert_eq!(
+            SandboxPolicy::fs_read().verdict(
+                nr("flock"),
+                &args(3, libc::LOCK_SH as u64, 0),
+                Phase::Serving,
+                |_| false
+            ),
+            Verdict::Violation
+        );
+    }
+
+    #[test]
     fn presets_keep_the_floor_out() {
         for name in PRESETS {
             let p = SandboxPolicy::preset(name).unwrap();

@@ -6,7 +6,8 @@
 
 use super::floor::{
     floor_entry_for_call, is_thread_clone, loading_permits, names_value, supervised_connect_call,
-    supervised_owner_call, supervised_target, SUPERVISED_SIGNALS, X32_SYSCALL_BIT,
+    supervised_lock_call, supervised_owner_call, supervised_target, LOCK_REFUSED,
+    SUPERVISED_SIGNALS, X32_SYSCALL_BIT,
 };
 use super::model::{Action, SandboxPolicy};
 use crate::syscalls::display_name;
@@ -80,6 +81,15 @@ impl SandboxPolicy {
         if floor_entry_for_call(nr, args).is_some() || nr & X32_SYSCALL_BIT != 0 {
             return Verdict::Violation;
         }
+        if supervised_lock_call(nr, args).is_some() {
+            // The host answers these itself once it has checked the file
+            // (`lock_rules_verdict`); one that reaches the verdict is refused
+            // where the rules would have let it run.
+            return match self.lock_rules_verdict(nr, args, phase) {
+                Verdict::Continue | Verdict::Log => Verdict::Fail(LOCK_REFUSED),
+                other => other,
+            };
+        }
         if let Some((_, _, command)) = supervised_owner_call(&name, args) {
             // F_SETOWN takes a pid (or -pgid) as an integer; the others take a
             // pointer the host could only read racily, so they are refused.
@@ -149,6 +159,22 @@ impl SandboxPolicy {
         // An explicit rule may have decided (e.g. an errno rule) before the loading
         // route; otherwise the default action applies.
         Verdict::from(self.rule_action(nr, args))
+    }
+
+    /// For a lock-setting call
+    /// ([`supervised_lock_call`](super::supervised_lock_call)): what the
+    /// policy says before the host looks at the file, as the program would
+    /// without the lock route: the first matching rule, else while loading
+    /// the loading route, else the default. Only `Continue` or `Log` lets
+    /// the host go on to check that the file lies within a write grant.
+    pub fn lock_rules_verdict(&self, nr: i64, args: &[u64; 6], phase: Phase) -> Verdict {
+        if let Some(rule) = self.rules.iter().find(|r| r.matches(nr, args)) {
+            return Verdict::from(rule.action);
+        }
+        if phase == Phase::Loading && loading_permits(&display_name(nr), args) {
+            return Verdict::Continue;
+        }
+        Verdict::from(self.default_action)
     }
 
     /// The action of the first rule that matches, or the default.

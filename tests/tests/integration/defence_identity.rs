@@ -22,6 +22,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use ffb_contract::artefacts::Namespace;
 use ffb_contract::wire::OWN_ID_BASE;
 use ffb_loader::{Bridge, ErrorKind, SandboxPolicy, Value};
 use ffb_tests::bridge::i64_of;
@@ -434,6 +435,58 @@ fn in_a_pid_namespace_the_uid_comes_from_the_hosts_pid() {
         let want = expected_uid(pid);
         assert_eq!(call_i64(bridge, "ffb_attack_uid", &[]), i64::from(want));
         assert_eq!(status_ids(pid, "Uid:"), vec![want; 4], "helper {pid}");
+    }
+}
+
+/// A policy's user namespace does not make a root host's helper uid 0
+/// again: it switches to its own uid first, and the namespace maps that uid
+/// alone. Seen from outside it has its own uid and no groups, and a
+/// root-owned file that only its owner may read stays unreadable.
+#[test]
+fn in_a_user_namespace_a_root_hosts_helper_is_still_its_own_uid() {
+    let dir = Scratch::new("identity-userns");
+    let secret = dir.file("secret", b"root only");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    let policy = dir.file(
+        "userns.toml",
+        format!(
+            "extends = \"pure\"\n[seccomp]\nallow = [\"getgroups\", \"open\", \"openat\", \"read\", \"close\"]\n\n[filesystem]\nread = [\"{}\"]\n",
+            dir.path("").display()
+        ),
+    );
+    let policy = ffb_policy::source::load_policy(path_str(&policy)).expect("the policy");
+    for namespaces in [vec![Namespace::User], vec![Namespace::User, Namespace::Pid]] {
+        let mut p = policy.clone();
+        p.namespaces = namespaces.clone();
+        let mut ids = ids_bridge(p.clone());
+        let pid = ids.helper_pid().unwrap();
+        let want = expected_uid(pid);
+        assert_eq!(status_ids(pid, "Uid:"), vec![want; 4], "{namespaces:?}");
+        assert_eq!(status_ids(pid, "Gid:"), vec![want; 4], "{namespaces:?}");
+        assert_eq!(
+            call_i64(&mut ids, "ffb_attack_uid", &[]),
+            i64::from(want),
+            "{namespaces:?}: the namespace maps the uid to itself"
+        );
+        if !root_host() {
+            continue;
+        }
+        assert_ne!(want, 0);
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let groups = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
+        assert_eq!(groups["Groups:".len()..].trim(), "", "{status}");
+        // The kernel's uid 0 would own the file and read it.
+        let mut reader = bridge_builder(hostile_lib(), &[READ_FILE])
+            .policy(p)
+            .load()
+            .unwrap_or_else(|e| panic!("{namespaces:?}: {e}"));
+        let out = reader
+            .call_by_name(
+                "ffb_read_file",
+                &[Value::Str(path_str(&secret).as_bytes().to_vec()), Value::U64(64)],
+            )
+            .unwrap_or_else(|e| panic!("{namespaces:?}: {e}"));
+        assert_eq!(out.ret, Value::I32(-EACCES as i32), "{namespaces:?}: a 0600 root file");
     }
 }
 

@@ -3,8 +3,9 @@
 //! Each attack runs inside the helper (`fixtures/ffb_attack_routes.c`) under a
 //! policy that allows the syscall, and its side effect is checked from the
 //! test process: the host's rlimits, another process's nice value, CPUs,
-//! I/O class and scheduler, a pty's input queue, a writer a lease would
-//! block, a listener that must never accept, and the helper's thread count.
+//! I/O class and scheduler, a pty's input queue, a writer a lease or a lock
+//! would block, a listener that must never accept, and the helper's thread
+//! count.
 
 use std::io::ErrorKind as IoErrorKind;
 use std::net::TcpListener;
@@ -23,6 +24,10 @@ const DECLS: &[&str] = &[
     "ffb_routes_prctl_name() -> i32",
     "ffb_routes_tty_inject(cstr, cstr, u32) -> i32",
     "ffb_routes_read_lease(cstr) -> i32",
+    "ffb_routes_lock(cstr, i32, i32) -> i32",
+    "ffb_routes_unlock(cstr) -> i32",
+    "ffb_routes_unlock_all() -> i32",
+    "ffb_routes_swap_race(cstr, cstr, i32, i32) -> i32",
     "ffb_routes_prlimit_cpu(i32, u64, u64) -> i32",
     "ffb_routes_setpriority(i32, i32, i32) -> i32",
     "ffb_routes_pin(i32, i32) -> i32",
@@ -273,6 +278,288 @@ impl NonBlock for std::fs::OpenOptions {
     fn custom_flags_nonblock(&mut self) -> &mut Self {
         use std::os::unix::fs::OpenOptionsExt;
         self.custom_flags(libc::O_NONBLOCK)
+    }
+}
+
+/// `ffb_routes_lock`'s ways of locking: `F_SETLK`, `F_OFD_SETLK`, `flock`
+/// (`LOCK_NB`), then the same three waiting.
+const LOCK_WAYS: [&str; 6] = [
+    "F_SETLK",
+    "F_OFD_SETLK",
+    "flock",
+    "F_SETLKW",
+    "F_OFD_SETLKW",
+    "flock (waiting)",
+];
+/// The ways `fs-read` and `db-client` allow (they allow no `flock`).
+const FCNTL_LOCK_WAYS: [i32; 4] = [0, 1, 3, 4];
+const ENOLCK: i32 = -libc::ENOLCK;
+
+fn is_flock(way: i32) -> bool {
+    way % 3 == 2
+}
+
+/// A directory of files for the lock tests, with a read-only and a
+/// writable subdirectory; removed when dropped.
+struct LockFiles {
+    dir: std::path::PathBuf,
+}
+
+impl LockFiles {
+    fn new(name: &str) -> Self {
+        Self::under(&std::env::temp_dir(), name)
+    }
+
+    fn under(parent: &Path, name: &str) -> Self {
+        let dir = parent.join(format!("ffb-locks-{name}-{}", std::process::id()));
+        for sub in ["read", "write"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+            std::fs::write(dir.join(sub).join("shared.db"), "data").unwrap();
+        }
+        LockFiles { dir }
+    }
+
+    fn read_dir(&self) -> std::path::PathBuf {
+        self.dir.join("read")
+    }
+
+    fn write_dir(&self) -> std::path::PathBuf {
+        self.dir.join("write")
+    }
+
+    /// The file another process shares, which the helper may only read.
+    fn read_only(&self) -> std::path::PathBuf {
+        self.read_dir().join("shared.db")
+    }
+
+    /// A file within the write grant.
+    fn granted(&self) -> std::path::PathBuf {
+        self.write_dir().join("shared.db")
+    }
+
+    /// `extends` with the read directory as a read grant and the write
+    /// directory as a write grant, and `flock` allowed, as a TOML file
+    /// writes it.
+    fn granting(&self, extends: &str) -> SandboxPolicy {
+        let text = format!(
+            "extends = \"{extends}\"\n[filesystem]\nread = [{:?}]\nwrite = [{:?}]\n\n\
+             [[seccomp.rule]]\nsyscall = \"flock\"\naction = \"allow\"\n",
+            self.read_dir().display().to_string(),
+            self.write_dir().display().to_string(),
+        );
+        ffb_policy::source::parse_toml_policy(&text, "locks.toml")
+            .unwrap_or_else(|e| panic!("{text}\n{e}"))
+    }
+}
+
+impl Drop for LockFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether this process can take a write lock on all of `file` now, of the
+/// kind that conflicts with lock `way` (`F_SETLK` against record and open
+/// file locks, which share one lock space; `flock` against `flock`), never
+/// waiting. Released at once.
+fn can_write_lock(file: &Path, way: i32) -> bool {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)
+        .unwrap();
+    let r = if is_flock(way) {
+        // SAFETY: flock takes an fd and an integer.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }
+    } else {
+        // SAFETY: struct flock is plain C data; all zeroes is a valid value.
+        let mut record: libc::flock = unsafe { std::mem::zeroed() };
+        record.l_type = libc::F_WRLCK as libc::c_short;
+        record.l_whence = libc::SEEK_SET as libc::c_short;
+        // SAFETY: F_SETLK reads one struct flock from the live `record`.
+        unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &record) }
+    };
+    if r == 0 {
+        return true;
+    }
+    let e = std::io::Error::last_os_error();
+    assert!(
+        matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)),
+        "the test's own lock on {file:?} failed otherwise: {e}"
+    );
+    false
+}
+
+fn lock(b: &mut Bridge, file: &Path, way: i32, exclusive: bool) -> i32 {
+    let args = [
+        Value::str(file.to_str().unwrap()),
+        Value::I32(way),
+        Value::I32(exclusive as i32),
+    ];
+    i32_of(call(b, "ffb_routes_lock", &args).unwrap())
+}
+
+/// Each of `ways` to take a read lock on `file` fails with `ENOLCK` in a
+/// helper that lives on, and this process can still lock the file for
+/// writing; an unlock there succeeds.
+fn assert_read_locks_refused(b: &mut Bridge, file: &Path, ways: &[i32]) {
+    let pid = b.helper_pid();
+    for &way in ways {
+        let name = LOCK_WAYS[way as usize];
+        assert_eq!(lock(b, file, way, false), ENOLCK, "{name} on {file:?}");
+        assert!(can_write_lock(file, way), "{name}: the helper holds a lock");
+    }
+    let unlock = call(
+        b,
+        "ffb_routes_unlock",
+        &[Value::str(file.to_str().unwrap())],
+    );
+    assert_eq!(i32_of(unlock.unwrap()), 0, "an unlock where no lock can be");
+    call(b, "ffb_routes_unlock_all", &[]).unwrap();
+    assert_eq!(b.helper_pid(), pid, "the refusals killed the helper");
+}
+
+/// Each way of locking `file` for reading (on a read-only fd, as SQLite
+/// opens a read-only database) and for writing works: this process sees
+/// the lock held, and free again once the helper closes its fd.
+fn assert_locks_work(b: &mut Bridge, file: &Path) {
+    for way in 0..6 {
+        for exclusive in [false, true] {
+            let name = LOCK_WAYS[way as usize];
+            assert_eq!(lock(b, file, way, exclusive), 0, "{name} {exclusive}");
+            assert!(!can_write_lock(file, way), "{name} {exclusive}: not held");
+            call(b, "ffb_routes_unlock_all", &[]).unwrap();
+            assert!(can_write_lock(file, way), "{name} {exclusive}: still held");
+        }
+    }
+}
+
+#[test]
+fn a_read_lock_outside_the_write_grants_is_refused_under_fs_read_and_db_client() {
+    let files = LockFiles::new("presets");
+    for preset in [SandboxPolicy::fs_read(), SandboxPolicy::db_client()] {
+        let mut p = preset;
+        p.filesystem.read.push(files.dir.clone());
+        let name = p.name.clone();
+        let mut b = load(p);
+        assert_read_locks_refused(&mut b, &files.read_only(), &FCNTL_LOCK_WAYS);
+        // Neither allows flock at all.
+        let path = Value::str(files.read_only().to_str().unwrap());
+        let args = [path, Value::I32(2), Value::I32(0)];
+        expect_violation(&mut b, "ffb_routes_lock", &args, "flock", 73);
+        assert!(can_write_lock(&files.read_only(), 2), "{name}");
+    }
+}
+
+#[test]
+fn under_dockers_default_profile_a_read_lock_is_refused() {
+    // The imported profile allows fcntl and flock outright, and reads the
+    // library's own directory.
+    let files = LockFiles::under(routes_lib().parent().unwrap(), "docker");
+    let audit = files.dir.join("audit.jsonl");
+    let mut b = bridge_builder(routes_lib(), DECLS)
+        .policy(docker_default())
+        .audit_log(&audit)
+        .load()
+        .expect("loading the routes corpus");
+    assert_read_locks_refused(&mut b, &files.read_only(), &[0, 1, 2, 3, 4, 5]);
+    // Each refusal is audited, with its syscall and its errno.
+    drop(b);
+    let log = std::fs::read_to_string(&audit).unwrap_or_default();
+    for syscall in ["fcntl", "flock"] {
+        let refused = log
+            .lines()
+            .filter(|l| l.contains(syscall) && l.contains("errno:ENOLCK"))
+            .count();
+        let expected = if syscall == "flock" { 2 } else { 4 };
+        assert_eq!(refused, expected, "{syscall} in the audit log: {log}");
+    }
+}
+
+#[test]
+fn under_a_write_grant_locks_work_there_and_nowhere_else() {
+    let files = LockFiles::new("granted");
+    let mut b = load(files.granting("fs-read"));
+    assert_read_locks_refused(&mut b, &files.read_only(), &[0, 1, 2, 3, 4, 5]);
+    assert_locks_work(&mut b, &files.granted());
+    // A lock that must wait runs in the helper, and is taken once freed.
+    assert_waiting_locks_are_taken(&mut b, &files.granted());
+}
+
+#[test]
+fn with_threads_running_the_host_takes_open_file_locks_itself() {
+    let files = LockFiles::new("threads");
+    let mut b = load(files.granting("db-client"));
+    let started = i32_of(call(&mut b, "ffb_routes_start_threads", &[Value::I32(3)]).unwrap());
+    assert_eq!(started, 3);
+    assert_read_locks_refused(&mut b, &files.read_only(), &[0, 1, 2, 3, 4, 5]);
+    assert_locks_work(&mut b, &files.granted());
+    // A host thread waits for these, retrying, and answers when it has the lock.
+    assert_waiting_locks_are_taken(&mut b, &files.granted());
+    call(&mut b, "ffb_routes_release_threads", &[]).unwrap();
+}
+
+/// With this process holding a write lock on `file`, each waiting way
+/// returns 0 once a thread of the test lets its lock go, and holds the lock.
+fn assert_waiting_locks_are_taken(b: &mut Bridge, file: &Path) {
+    use std::os::fd::AsRawFd;
+    for way in [3, 4, 5] {
+        let name = LOCK_WAYS[way as usize];
+        let holder = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(file)
+            .unwrap();
+        let r = if is_flock(way) {
+            // SAFETY: flock takes an fd and an integer.
+            unsafe { libc::flock(holder.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }
+        } else {
+            // SAFETY: struct flock is plain C data; all zeroes is a valid value.
+            let mut record: libc::flock = unsafe { std::mem::zeroed() };
+            record.l_type = libc::F_WRLCK as libc::c_short;
+            // SAFETY: F_OFD_SETLK reads one struct flock from the live
+            // `record` (an open file lock, so that no other fd of this
+            // process releases it).
+            unsafe { libc::fcntl(holder.as_raw_fd(), libc::F_OFD_SETLK, &record) }
+        };
+        assert_eq!(r, 0, "{name}: the test's own lock");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(holder);
+        });
+        assert_eq!(lock(b, file, way, false), 0, "{name}");
+        release.join().unwrap();
+        assert!(!can_write_lock(file, way), "{name}: not held");
+        call(b, "ffb_routes_unlock_all", &[]).unwrap();
+    }
+}
+
+#[test]
+fn swapping_the_fd_while_the_host_checks_it_locks_no_other_file() {
+    let files = LockFiles::new("swap");
+    let mut b = load(files.granting("db-client"));
+    for (way, how) in [(1, 1), (2, 2)] {
+        let args = [
+            Value::str(files.granted().to_str().unwrap()),
+            Value::str(files.read_only().to_str().unwrap()),
+            Value::I32(how),
+            Value::I32(2000),
+        ];
+        let locked = i32_of(call(&mut b, "ffb_routes_swap_race", &args).unwrap());
+        assert!(
+            locked > 0,
+            "{}: no lock on the granted file",
+            LOCK_WAYS[way]
+        );
+        // Both fds stay open in the helper: a lock on the read-only file's
+        // open file description would still be held.
+        assert!(
+            can_write_lock(&files.read_only(), way as i32),
+            "{}: the read-only file was locked",
+            LOCK_WAYS[way]
+        );
+        call(&mut b, "ffb_routes_unlock_all", &[]).unwrap();
     }
 }
 

@@ -30,26 +30,6 @@ const SEED: u64 = 0x0005_eed0_fffb;
 /// The big result.
 const BIG: u64 = 100_000;
 
-fn to_sql(v: &SqlValue) -> Value {
-    match v {
-        SqlValue::Null => Value::Null,
-        SqlValue::Int(i) => Value::Int(*i),
-        SqlValue::Float(f) => Value::Float(*f),
-        SqlValue::Text(s) => Value::Text(s.clone()),
-        SqlValue::Blob(b) => Value::Blob(b.clone()),
-    }
-}
-
-fn from_sql(v: Value) -> SqlValue {
-    match v {
-        Value::Null => SqlValue::Null,
-        Value::Int(i) => SqlValue::Int(i),
-        Value::Float(f) => SqlValue::Float(f),
-        Value::Text(s) => SqlValue::Text(s),
-        Value::Blob(b) => SqlValue::Blob(b),
-    }
-}
-
 fn bridged(config: Config) -> Connection {
     let config = config
         .bridge_mode(BridgeMode::Enabled)
@@ -66,11 +46,11 @@ fn try_query(db: &mut Connection, sql: &str, params: &[SqlValue]) -> Result<Rows
         ErrorKind::Foreign { code, .. } => format!("{code}: {}", e.message),
         _ => e.to_string(),
     };
-    let params: Vec<Value> = params.iter().map(to_sql).collect();
+    let params: Vec<Value> = params.iter().map(SqlValue::to_sql).collect();
     let rows = db.query(sql, &params).map_err(text)?;
     let columns = rows.columns().to_vec();
     let rows = rows
-        .map(|r| r.map(|r| r.into_values().into_iter().map(from_sql).collect()))
+        .map(|r| r.map(|r| r.into_values().into_iter().map(SqlValue::from_sql).collect()))
         .collect::<Result<Vec<Vec<SqlValue>>, _>>()
         .map_err(text)?;
     Ok(Rows { columns, rows })
@@ -141,7 +121,7 @@ fn sqlite_corpus_is_identical_bridged_and_in_process() {
     let t2 = "corpus_bound";
     db.execute(&Dialect::Sqlite.create_table(t2), &[]).unwrap();
     for r in &rows {
-        let params: Vec<Value> = r.iter().map(to_sql).collect();
+        let params: Vec<Value> = r.iter().map(SqlValue::to_sql).collect();
         db.execute(&Dialect::Sqlite.insert(t2), &params).unwrap();
     }
     let back = reference.query(&Dialect::Sqlite.select(t2), &[]).unwrap();
@@ -199,7 +179,7 @@ fn postgres_corpus_is_identical_bridged_and_in_process() {
     assert_same_rows("postgres corpus vs generated", &got, &expected(&rows));
 
     for r in &rows {
-        let params: Vec<Value> = r.iter().map(to_sql).collect();
+        let params: Vec<Value> = r.iter().map(SqlValue::to_sql).collect();
         db.execute(&Dialect::Postgres.insert(&t2), &params).unwrap();
     }
     let back = reference
@@ -283,7 +263,7 @@ fn odbc_postgres_corpus_is_identical_bridged_and_in_process() {
 
     let insert = Dialect::Sqlite.insert(&t2);
     for r in &rows {
-        let params: Vec<Value> = r.iter().map(to_sql).collect();
+        let params: Vec<Value> = r.iter().map(SqlValue::to_sql).collect();
         db.execute(&insert, &params).unwrap();
     }
     let back = pg.query(&Dialect::Postgres.select(&t2), &[]).unwrap();
@@ -341,7 +321,7 @@ fn odbc_sqlite_corpus_is_identical_bridged_and_in_process() {
 
     // Bound through the bridge and in process, the same values land.
     for r in &rows {
-        let params: Vec<Value> = r.iter().map(to_sql).collect();
+        let params: Vec<Value> = r.iter().map(SqlValue::to_sql).collect();
         db.execute(&Dialect::Sqlite.insert(&by_bridge), &params)
             .unwrap();
         reference

@@ -9,7 +9,8 @@
 //! process's children and fds, and its signal dispositions are shared. A
 //! test that counts what the whole process holds belongs in a binary of its
 //! own beside this directory, as `errors.rs` (it counts the fork server's
-//! children) and `leaks.rs` (fds, children, mappings) do.
+//! children), `leaks.rs` (fds, children, mappings) and `stress_leaks.rs` (the
+//! same, after a stress run under random kills) do.
 //!
 //! What the modules share across the process, and why that is fine:
 //! * `stress` installs a SIGUSR2 handler without `SA_RESTART` and sends
@@ -33,10 +34,12 @@ macro_rules! modules {
 }
 
 modules!(
+    abi_fuzz,
     abi_matrix,
     api,
     batch,
     cli,
+    cli_input,
     defence_identity,
     defence_namespaces,
     defence_imported,
@@ -44,9 +47,11 @@ modules!(
     defence_process,
     defence_routes,
     differential,
+    differential_libs,
     fetch,
     grants,
     handles,
+    hostile,
     manifests,
     ordering,
     policy_cli,
@@ -54,7 +59,10 @@ modules!(
     real_libs,
     sandbox_layers,
     servers,
+    sql_api,
     sql_cli,
+    sql_confinement,
+    sql_recovery,
     sql_odbc,
     sql_postgres,
     stress,

@@ -886,7 +886,7 @@ fn every_manifest_mistake_is_one_located_line_exit_2_and_spawns_nothing() {
     assert_eq!(
         r.one_stderr_line(),
         format!(
-            "ffb: {missing}:0:0: cannot read the manifest: No such file or directory (os error 2)"
+            "ffb: {missing}: cannot read the manifest: No such file or directory"
         )
     );
 }

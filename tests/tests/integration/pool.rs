@@ -635,3 +635,37 @@ fn reaper_thread_child() {
     assert_eq!(reapers(), 0);
     drop((c, d));
 }
+/// Audit lines the disk refuses are counted for the whole pool, also those
+/// of a member that has since been reaped.
+#[test]
+fn audit_lines_a_full_disk_refuses_are_counted_across_members() {
+    let pool = Pool::new(
+        builder().audit_log("/dev/full"),
+        PoolConfig {
+            min_helpers: 0,
+            max_helpers: 1,
+            idle_timeout: Some(Duration::from_millis(50)),
+        },
+    )
+    .expect("starting the pool");
+    assert_eq!(pool.audit_losses(), None, "nothing happened yet");
+    let crash_one = || {
+        let out = pool.call("ffb_counter_new", &[Value::I64(1)]).unwrap();
+        let e = crash_member_of(&pool, handle_of(&out.ret));
+        assert_eq!(e.kind, crashed("SIGSEGV"), "{e}");
+    };
+    crash_one();
+    let (first, why) = pool.audit_losses().expect("the crash line was lost");
+    assert!(first >= 1, "{first}");
+    assert_eq!(why, std::io::Error::from_raw_os_error(libc::ENOSPC).to_string());
+    // The member goes idle and is reaped; what it lost still counts.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pool.stats().members > 0 {
+        assert!(Instant::now() < deadline, "the idle member was never reaped");
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pool.audit_losses().map(|l| l.0), Some(first));
+    crash_one();
+    let (now, _) = pool.audit_losses().unwrap();
+    assert!(now > first, "the new member's loss was added: {now} after {first}");
+}

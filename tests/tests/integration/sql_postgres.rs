@@ -400,3 +400,72 @@ fn a_helper_granted_one_port_cannot_reach_another() {
         "the unlisted port's listener saw a connection"
     );
 }
+
+/// The name `id -un` gives: the host's effective user.
+fn host_user_name() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("running id -un");
+    assert!(out.status.success(), "id -un: {out:?}");
+    String::from_utf8(out.stdout)
+        .expect("a UTF-8 user name")
+        .trim_end()
+        .to_string()
+}
+
+/// A connection string with no `user`: libpq would take `PGUSER`, else the
+/// effective user's name, and can do neither in the helper (an empty
+/// environment; a sandbox uid with no passwd entry: "could not look up
+/// local user ID"). The host names that user for it.
+#[test]
+fn a_connection_string_without_a_user_connects_as_the_host_user() {
+    let srv = server();
+    let expected = std::env::var("PGUSER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(host_user_name);
+    // The role may not exist yet on the test server (which trusts every
+    // role on its socket); other runs may be making it at the same time.
+    let mut admin = Connection::open(config(srv.superuser_conninfo())).expect("the superuser");
+    let role = expected.replace('"', "\"\"");
+    admin
+        .execute(
+            &format!(
+                "do $$ begin create role \"{role}\" login; \
+                 exception when duplicate_object or unique_violation then null; end $$"
+            ),
+            &[],
+        )
+        .expect("making the host user's role");
+    let no_user = format!(
+        "host={} port={} dbname={}",
+        srv.socket_dir.display(),
+        srv.port,
+        srv.db
+    );
+    let mut db = Connection::open(config(no_user.clone())).expect("connecting without user=");
+    assert_eq!(
+        all(&mut db, "select current_user::text", &[]),
+        [[Value::Text(expected)]]
+    );
+
+    // `PGUSER` in the host's environment wins, as it does for libpq.
+    let mut cmd = cli::ffb();
+    cmd.env("PGUSER", &srv.user).args([
+        "sql",
+        "--bridge-mode",
+        "--driver",
+        "postgres",
+        "--db",
+        &no_user,
+        "--json",
+        "select current_user::text as u",
+    ]);
+    let r = cli::run(cmd, None);
+    r.expect_code(0);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"columns": ["u"], "rows": [[srv.user]]})
+    );
+}

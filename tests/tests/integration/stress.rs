@@ -8,7 +8,7 @@
 //! Nothing here asserts on timing: every outcome a race allows is accepted,
 //! and every outcome is checked exactly.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 
 use ffb_loader::{Bridge, BridgeBuilder, ErrorKind, Pool, PoolConfig, Value};
 use ffb_tests::bridge::crashed;
+use ffb_tests::procfs::{pidfd_open, pidfd_signal};
+use ffb_tests::rng::seed_from_env;
 use ffb_tests::{bridge_builder, fixture_lib, hostile_lib};
 
 /// The iteration multiplier (`FFB_STRESS_SCALE`, default 1).
 fn scale() -> usize {
-    std::env::var("FFB_STRESS_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
+    ffb_tests::env_or("FFB_STRESS_SCALE", 1)
 }
 
 /// SplitMix64: small, fast, and reproducible from its seed.
@@ -31,17 +30,7 @@ struct Rng(u64);
 
 impl Rng {
     fn new(test: &str) -> Rng {
-        let seed = std::env::var("FFB_STRESS_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("{test}: FFB_STRESS_SEED={seed}");
-        Rng(seed)
+        Rng(seed_from_env("FFB_STRESS_SEED", test))
     }
 
     fn next(&mut self) -> u64 {
@@ -137,38 +126,6 @@ impl CallCounter {
 /// for 100,000).
 fn recorded(b: &mut Bridge) -> Vec<i64> {
     ffb_tests::bridge::recorded(b, 800_000)
-}
-
-/// A pidfd for `pid`: signals through it reach that process, never one that
-/// reused its pid. An error if the process is gone.
-fn try_pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and touches no memory of ours.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned `fd`, a new descriptor nothing else
-    // owns, so the OwnedFd may close it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn pidfd_open(pid: i32) -> OwnedFd {
-    try_pidfd_open(pid).unwrap_or_else(|e| panic!("pidfd_open({pid}): {e}"))
-}
-
-fn pidfd_signal(pidfd: &OwnedFd, sig: i32) -> bool {
-    // SAFETY: the fd is a live pidfd borrowed for the call; the null siginfo
-    // means the kernel reads no memory of ours.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    rc == 0
 }
 
 // ---------------------------------------------------------------------------
@@ -301,7 +258,8 @@ fn helpers_killed_while_the_host_waits() {
             let out = b.call(calls, &[]).unwrap();
             counter.ok(&out.ret, made);
             made += 1;
-            let pidfd = pidfd_open(b.helper_pid().unwrap());
+            let pid = b.helper_pid().unwrap();
+            let pidfd = pidfd_open(pid).unwrap_or_else(|e| panic!("pidfd_open({pid}): {e}"));
             let delay = if rng.chance(4) {
                 Duration::from_micros(rng.range(500, 3_000))
             } else {
@@ -442,7 +400,7 @@ fn signal_storm(
             let pid = *helper.lock().unwrap();
             if let Some(pid) = pid {
                 if current.as_ref().map(|c| c.0) != Some(pid) {
-                    current = try_pidfd_open(pid).ok().map(|fd| (pid, fd));
+                    current = pidfd_open(pid).ok().map(|fd| (pid, fd));
                 }
                 if let Some((_, fd)) = &current {
                     pidfd_signal(fd, libc::SIGCONT);

@@ -4,13 +4,13 @@ use std::process::ExitCode;
 
 use ffb_loader::SandboxPolicy;
 
-use crate::output::print_warnings;
+use crate::output::{print_warnings, stdout_line};
 
 /// Warnings on stderr, one summary line on stdout.
 pub fn run(spec: &str, policy: &SandboxPolicy) -> ExitCode {
     print_warnings(policy);
     let rules = policy.rules.len();
-    println!(
+    let line = format!(
         "{spec}: ok ({rules} rule{}, default {}, hash {}{})",
         if rules == 1 { "" } else { "s" },
         policy.default_action,
@@ -21,5 +21,5 @@ pub fn run(spec: &str, policy: &SandboxPolicy) -> ExitCode {
             n => format!(", {n} warnings"),
         }
     );
-    ExitCode::SUCCESS
+    stdout_line(&line, ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ use ffb_loader::SandboxPolicy;
 use ffb_policy::explain::{explain_json, explain_text};
 
 use super::PolicyFileArg;
+use crate::output::stdout_text;
 
 #[derive(Args)]
 pub struct ExplainArgs {
@@ -20,10 +21,10 @@ pub struct ExplainArgs {
 
 /// The table, or one JSON object.
 pub fn run(policy: &SandboxPolicy, json_output: bool) -> ExitCode {
-    if json_output {
-        println!("{}", explain_json(policy));
+    let text = if json_output {
+        format!("{}\n", explain_json(policy))
     } else {
-        print!("{}", explain_text(policy));
-    }
-    ExitCode::SUCCESS
+        explain_text(policy)
+    };
+    stdout_text(&text, ExitCode::SUCCESS)
 }

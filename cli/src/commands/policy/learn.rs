@@ -16,8 +16,11 @@ use ffb_policy::sandbox::{Action, FLOOR, PRESETS, SUPERVISED_SIGNALS};
 use ffb_policy::source::parse_toml_policy;
 
 use crate::exit;
-use crate::load::{bridge_disabled, bridge_mode, parse_bytes, with_run_options};
-use crate::output::{report, success_line};
+use crate::files::{read_regular_text, MAX_SCRIPT};
+use crate::load::{
+    bridge_disabled, bridge_mode, check_library, check_outputs, parse_bytes, with_run_options,
+};
+use crate::output::{quoted, report, stderr_line, stdout_text, success_line};
 use crate::request::Request;
 
 #[derive(Args)]
@@ -28,7 +31,8 @@ pub struct LearnArgs {
     /// The library: a path, or a soname such as libz.so.1.
     #[arg(long, value_name = "PATH_OR_SONAME")]
     lib: String,
-    /// The calls to make: JSON lines, as for `ffb session`.
+    /// The calls to make: JSON lines, as for `ffb session` (a regular file
+    /// of at most 16 MiB).
     #[arg(long, value_name = "CALLS.jsonl")]
     script: PathBuf,
     /// The preset the learned policy extends: pure, fs-read or db-client.
@@ -48,7 +52,7 @@ pub struct LearnArgs {
 
 /// A bad-input error for `policy learn`: one line, exit 2.
 fn learn_usage(message: String) -> ExitCode {
-    eprintln!("ffb: {message}");
+    stderr_line(&message);
     ExitCode::from(exit::USAGE)
 }
 
@@ -68,7 +72,12 @@ pub fn run(args: LearnArgs) -> ExitCode {
             ))
         }
     };
-    let script = args.script.display().to_string();
+    let checked = check_library(&args.lib)
+        .and_then(|()| check_outputs(args.extension_output.as_deref(), None));
+    if let Err(e) = checked {
+        return report(&e, false, true);
+    }
+    let script = quoted(&args.script.display().to_string());
     let requests = match read_script(&args.script, &script) {
         Ok(r) => r,
         Err(message) => return learn_usage(message),
@@ -90,12 +99,12 @@ pub fn run(args: LearnArgs) -> ExitCode {
     };
     for (line, request) in &requests {
         match request.call(&mut bridge) {
-            Ok(out) => eprintln!(
-                "ffb: learn: {script}:{line}: {}",
+            Ok(out) => stderr_line(&format!(
+                "learn: {script}:{line}: {}",
                 success_line(&request.sig, &out)
-            ),
+            )),
             Err(e) => {
-                eprintln!("ffb: {script}:{line}: {e}{}", never_learned(&e));
+                stderr_line(&format!("{script}:{line}: {e}{}", never_learned(&e)));
                 return ExitCode::from(exit::CALL_FAILED);
             }
         }
@@ -107,10 +116,10 @@ pub fn run(args: LearnArgs) -> ExitCode {
             .iter()
             .find(|s| SUPERVISED_SIGNALS.contains(&s.as_str()))
         {
-            eprintln!(
-                "ffb: {script}:{line}: the library sent a signal to another process ({signal}); \
+            stderr_line(&format!(
+                "{script}:{line}: the library sent a signal to another process ({signal}); \
                  signals to other processes can never be learned"
-            );
+            ));
             return ExitCode::from(exit::CALL_FAILED);
         }
     }
@@ -118,18 +127,25 @@ pub fn run(args: LearnArgs) -> ExitCode {
     let toml = learned_toml(&preset, &learned, &script, &args.lib, requests.len());
     // What is printed must load as it is; anything else is a bug here.
     if let Err(e) = check_learned(&toml) {
-        eprintln!("ffb: cannot write a valid policy for what was learned: {e}");
+        stderr_line(&format!(
+            "cannot write a valid policy for what was learned: {e}"
+        ));
         return ExitCode::from(exit::CALL_FAILED);
     }
-    print!("{toml}");
-    ExitCode::SUCCESS
+    stdout_text(&toml, ExitCode::SUCCESS)
 }
 
 /// The script's requests with their 1-based line numbers, all checked;
 /// else the one-line message for bad input.
 fn read_script(path: &Path, script: &str) -> Result<Vec<(usize, Request)>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--script {script}: cannot read it: {e}"))?;
+    let text = read_regular_text(path, MAX_SCRIPT).map_err(|why| {
+        let why = if why.starts_with("it is") || why.starts_with("cannot") {
+            why
+        } else {
+            format!("cannot read it: {why}")
+        };
+        format!("--script {script}: {why}")
+    })?;
     let mut requests = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -239,9 +255,9 @@ fn learned_toml(
     let mut allow = Vec::new();
     for name in &learned.syscalls {
         if ffb_policy::syscalls::number_of(name).is_none() {
-            eprintln!(
-                "ffb: warning: the library made {name}, which has no x86_64 name and cannot be allowed by a policy file"
-            );
+            stderr_line(&format!(
+                "warning: the library made {name}, which has no x86_64 name and cannot be allowed by a policy file"
+            ));
         } else if read_grant_opens(name, learned) {
             // A `[filesystem] read` path brings in the read-only opens by
             // itself; allowing them outright would open for writing too.
@@ -253,10 +269,10 @@ fn learned_toml(
         set.filter_map(|p| match p.to_str() {
             Some(text) => Some(toml_string(text)),
             None => {
-                eprintln!(
-                    "ffb: warning: the library opened {}, a path that is not UTF-8 and cannot be written in a policy file",
+                stderr_line(&format!(
+                    "warning: the library opened {}, a path that is not UTF-8 and cannot be written in a policy file",
                     p.display()
-                );
+                ));
                 None
             }
         })

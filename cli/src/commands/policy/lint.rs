@@ -6,18 +6,19 @@ use ffb_loader::SandboxPolicy;
 
 use ffb_policy::lint::lint;
 
-use crate::output::print_warnings;
+use crate::output::{print_warnings, stdout_text};
 
 /// One line per finding on stdout (`FILE: warning[RULE]: what and why`),
 /// exit 0 whatever it finds.
 pub fn run(spec: &str, policy: &SandboxPolicy) -> ExitCode {
     print_warnings(policy);
     let findings = lint(policy);
+    let mut text = String::new();
     for w in &findings {
-        println!("{spec}: warning[{}]: {}", w.rule, w.message);
+        text.push_str(&format!("{spec}: warning[{}]: {}\n", w.rule, w.message));
     }
     if findings.is_empty() {
-        println!("{spec}: no findings");
+        text.push_str(&format!("{spec}: no findings\n"));
     }
-    ExitCode::SUCCESS
+    stdout_text(&text, ExitCode::SUCCESS)
 }

@@ -16,6 +16,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::sql::pg_socket::{socket_path, DEFAULT_PORT};
+
 /// Where the driver manager looks for its files, from the host's
 /// environment (the helper gets the same variables).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,12 +156,10 @@ pub(super) fn reach(connection_string: &str, files: &Files) -> Reach {
     if library.contains("psqlodbc") {
         let port = get(&["port"])
             .and_then(|p| p.parse::<u16>().ok())
-            .unwrap_or(5432);
+            .unwrap_or(DEFAULT_PORT);
         let server = get(&["servername", "server"]).unwrap_or_else(|| "localhost".into());
         if server.starts_with('/') {
-            reach
-                .unix_sockets
-                .push(Path::new(&server).join(format!(".s.PGSQL.{port}")));
+            reach.unix_sockets.push(socket_path(&server, port));
         } else {
             reach.tcp_ports.push(port);
             reach.names = server.parse::<std::net::IpAddr>().is_err();

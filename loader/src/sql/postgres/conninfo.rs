@@ -7,14 +7,14 @@
 //! (`postgresql://user:pw@host:port,host2/db?key=value`, percent-decoded,
 //! `[v6]` hosts). The helper runs with an empty environment, so libpq's
 //! defaults are its compiled-in ones: the socket directory
-//! [`DEFAULT_SOCKET_DIR`] and port 5432.
+//! [`DEFAULT_SOCKET_DIR`] and port [`DEFAULT_PORT`].
 
 use std::path::PathBuf;
 
+use crate::sql::pg_socket::{socket_path, DEFAULT_PORT};
+
 /// Debian's libpq looks for the server's socket here when no host is given.
 pub(super) const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
-/// libpq's default port.
-pub(super) const DEFAULT_PORT: u16 = 5432;
 
 /// Keywords whose values are files libpq reads.
 const FILE_KEYWORDS: &[&str] = &[
@@ -44,11 +44,17 @@ pub(super) struct Reach {
 /// string.
 pub(super) fn parse(conninfo: &str) -> Result<Vec<(String, String)>, String> {
     let s = conninfo.trim_start();
-    if s.starts_with("postgresql://") || s.starts_with("postgres://") {
+    if is_uri(s) {
         parse_uri(s)
     } else {
         parse_pairs(s)
     }
+}
+
+/// Whether `conninfo` is written as a URI rather than `key=value` pairs.
+pub(super) fn is_uri(conninfo: &str) -> bool {
+    let s = conninfo.trim_start();
+    s.starts_with("postgresql://") || s.starts_with("postgres://")
 }
 
 fn parse_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
@@ -206,7 +212,7 @@ fn parse_uri(s: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// The last value given for `key` (libpq takes the last one).
-fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(super) fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()
         .rev()
@@ -271,8 +277,7 @@ pub(super) fn reach(conninfo: &str) -> Result<Reach, String> {
             } else {
                 host
             };
-            let socket = PathBuf::from(dir).join(format!(".s.PGSQL.{port}"));
-            push(&mut reach.unix_sockets, socket);
+            push(&mut reach.unix_sockets, socket_path(dir, port));
         } else if host.starts_with('@') {
             return Err(format!(
                 "abstract unix sockets are not supported: \"{host}\""

@@ -374,6 +374,19 @@ pub(super) fn route_cases() -> Vec<Case> {
             "fcntl",
             [NO_FD, 1 << 32 | libc::F_SETLEASE as u64, 0, 0, 0, 0],
         ),
+        // ...locks, whose setting commands the host checks...
+        call("fcntl", [NO_FD, libc::F_SETLK as u64, 0, 0, 0, 0]),
+        call(
+            "fcntl",
+            [NO_FD, 1 << 32 | libc::F_OFD_SETLKW as u64, 0, 0, 0, 0],
+        ),
+        call("fcntl", [NO_FD, libc::F_OFD_GETLK as u64, 0, 0, 0, 0]),
+        call("flock", [NO_FD, libc::LOCK_SH as u64, 0, 0, 0, 0]),
+        call(
+            "flock",
+            [NO_FD, (libc::LOCK_EX | libc::LOCK_NB) as u64, 0, 0, 0, 0],
+        ),
+        call("flock", [NO_FD, libc::LOCK_UN as u64, 0, 0, 0, 0]),
         // ...calls aimed at another process, or at the caller (pid 0)...
         call("prlimit64", [0, libc::RLIMIT_NOFILE as u64, 0, 0, 0, 0]),
         call(

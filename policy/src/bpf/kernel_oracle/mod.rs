@@ -308,6 +308,7 @@ fn supervised_routes_win_over_allow_rules_in_the_kernel() {
         "prctl",
         "ioctl",
         "fcntl",
+        "flock",
         "prlimit64",
         "setpriority",
         "ioprio_set",
@@ -336,6 +337,8 @@ fn supervised_routes_win_over_allow_rules_in_the_kernel() {
         ("prctl", [1 << 32 | 22, 0, 0, 0, 0, 0]),
         ("ioctl", [0, libc::TIOCSTI | 1 << 32, 0, 0, 0, 0]),
         ("fcntl", [0, libc::F_SETLEASE as u64, 0, 0, 0, 0]),
+        ("fcntl", [0, 1 << 32 | libc::F_SETLK as u64, 0, 0, 0, 0]),
+        ("flock", [0, libc::LOCK_SH as u64, 0, 0, 0, 0]),
         ("prlimit64", [1, 0, 0, 0, 0, 0]),
         ("setpriority", [1, 0, 0, 0, 0, 0]),
         ("ioprio_set", [1, 7, 0, 0, 0, 0]),
@@ -347,6 +350,8 @@ fn supervised_routes_win_over_allow_rules_in_the_kernel() {
     }
     for (name, args) in [
         ("prctl", [libc::PR_SET_NAME as u64, 0, 0, 0, 0, 0]),
+        ("flock", [0, libc::LOCK_UN as u64, 0, 0, 0, 0]),
+        ("fcntl", [0, libc::F_GETLK as u64, 0, 0, 0, 0]),
         ("prlimit64", [1 << 32, 0, 0, 0, 0, 0]),
         ("setpriority", [0, 0, 0, 0, 0, 0]),
         ("ioprio_set", [1, 0, 0, 0, 0, 0]),
