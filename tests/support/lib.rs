@@ -32,6 +32,7 @@ pub mod odbc;
 pub mod postgres;
 pub mod procfs;
 pub mod rng;
+pub mod sql;
 pub mod sql_corpus;
 
 pub use bridge::{bridge_builder, fixture_bridge, hostile_bridge, load_bridge};

@@ -144,20 +144,7 @@ fn message(arena: &FuzzArena, input: &mut Input<'_>) {
     }
 }
 
-const SCALARS: [ScalarType; 12] = [
-    ScalarType::I8,
-    ScalarType::I16,
-    ScalarType::I32,
-    ScalarType::I64,
-    ScalarType::U8,
-    ScalarType::U16,
-    ScalarType::U32,
-    ScalarType::U64,
-    ScalarType::Isize,
-    ScalarType::Usize,
-    ScalarType::F32,
-    ScalarType::F64,
-];
+const SCALARS: [ScalarType; 12] = ScalarType::ALL;
 
 fn return_word(raw: u64) {
     for s in SCALARS {

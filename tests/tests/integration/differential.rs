@@ -14,7 +14,7 @@
 //! corpus.
 
 use ffb_loader::sql::{Config, Connection, Value};
-use ffb_loader::{BridgeMode, ErrorKind};
+use ffb_loader::ErrorKind;
 use ffb_tests::cli::Scratch;
 use ffb_tests::odbc::OdbcEnv;
 use ffb_tests::sql_corpus::reference::{Odbc, Postgres, Sqlite};
@@ -22,7 +22,7 @@ use ffb_tests::sql_corpus::{
     assert_same_rows, corpus, edge_blobs, edge_floats, edge_ints, edge_texts, table_name, Dialect,
     Rows, SqlValue,
 };
-use ffb_tests::{odbc, postgres, shim_bin};
+use ffb_tests::{odbc, postgres};
 
 /// Rows in the generated random part of the corpus.
 const RANDOM_ROWS: usize = 300;
@@ -31,11 +31,7 @@ const SEED: u64 = 0x0005_eed0_fffb;
 const BIG: u64 = 100_000;
 
 fn bridged(config: Config) -> Connection {
-    let config = config
-        .bridge_mode(BridgeMode::Enabled)
-        .shim(shim_bin())
-        .timeout(ffb_tests::bridge::HANG_TIMEOUT);
-    Connection::open(config).unwrap_or_else(|e| panic!("opening the bridged driver: {e}"))
+    ffb_tests::sql::open(config)
 }
 
 /// A query through the bridged driver, as [`Rows`], or the driver's

@@ -12,35 +12,15 @@
 use std::time::Duration;
 
 use ffb_loader::sql::{Config, Connection, Value};
-use ffb_loader::{BridgeMode, Error, ErrorKind};
+use ffb_loader::{Error, ErrorKind};
 use ffb_tests::bridge::HANG_TIMEOUT;
 use ffb_tests::cli::Scratch;
 use ffb_tests::odbc::{self, OdbcEnv};
 use ffb_tests::postgres::server;
-use ffb_tests::shim_bin;
-
-fn bridged(config: Config) -> Config {
-    config
-        .bridge_mode(BridgeMode::Enabled)
-        .shim(shim_bin())
-        .timeout(HANG_TIMEOUT)
-}
-
-fn open(config: Config) -> Connection {
-    let what = format!("{:?} {:?}", config.kind(), config.target());
-    Connection::open(bridged(config)).unwrap_or_else(|e| panic!("opening {what}: {e}"))
-}
+use ffb_tests::sql::{all, bridged, open};
 
 fn memory() -> Connection {
     open(Config::sqlite_memory())
-}
-
-fn all(db: &mut Connection, sql: &str, params: &[Value]) -> Vec<Vec<Value>> {
-    db.query(sql, params)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .map(|r| r.map(|r| r.into_values()))
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// `e` is `driver`'s own error: its code.

@@ -24,25 +24,13 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use ffb_loader::sql::{Config, Connection, Value};
-use ffb_loader::{BridgeMode, Error, ErrorKind};
-use ffb_tests::bridge::{violation, HANG_TIMEOUT};
+use ffb_loader::{Error, ErrorKind};
+use ffb_tests::bridge::violation;
 use ffb_tests::cli::{path_str, Scratch};
 use ffb_tests::odbc::{self, OdbcEnv};
 use ffb_tests::postgres::server;
-use ffb_tests::shim_bin;
+use ffb_tests::sql::{bridged, open};
 
-/// `config` in bridge mode with the freshly built shim.
-fn bridged(config: Config) -> Config {
-    config
-        .bridge_mode(BridgeMode::Enabled)
-        .shim(shim_bin())
-        .timeout(HANG_TIMEOUT)
-}
-
-fn open(config: Config) -> Connection {
-    let what = format!("{:?} {:?}", config.kind(), config.target());
-    Connection::open(bridged(config)).unwrap_or_else(|e| panic!("opening {what}: {e}"))
-}
 
 fn sqlite(db: &Path) -> Connection {
     open(Config::sqlite(db))

@@ -8,21 +8,10 @@ use ffb_loader::{BridgeMode, ErrorKind};
 use ffb_tests::odbc::{self, OdbcEnv};
 use ffb_tests::sql_corpus::table_name;
 use ffb_tests::{cli, shim_bin};
+use ffb_tests::sql::all;
 
 fn open(target: &str) -> Connection {
-    let config = Config::odbc(target)
-        .bridge_mode(BridgeMode::Enabled)
-        .shim(shim_bin())
-        .timeout(ffb_tests::bridge::HANG_TIMEOUT);
-    Connection::open(config).unwrap_or_else(|e| panic!("opening ODBC {target}: {e}"))
-}
-
-fn all(db: &mut Connection, sql: &str, params: &[Value]) -> Vec<Vec<Value>> {
-    db.query(sql, params)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .map(|r| r.map(|r| r.into_values()))
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    ffb_tests::sql::open(Config::odbc(target))
 }
 
 fn sqlstate(e: &ffb_loader::Error) -> &str {

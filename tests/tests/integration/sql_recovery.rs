@@ -15,28 +15,15 @@
 use std::sync::mpsc;
 
 use ffb_loader::sql::{Config, Connection, Value};
-use ffb_loader::{BridgeMode, Error, ErrorKind};
+use ffb_loader::{Error, ErrorKind};
 use ffb_tests::bridge::HANG_TIMEOUT;
 use ffb_tests::cli::Scratch;
 use ffb_tests::odbc;
 use ffb_tests::postgres::server;
-use ffb_tests::shim_bin;
-
-fn open(config: Config) -> Connection {
-    let what = format!("{:?} {:?}", config.kind(), config.target());
-    let config = config
-        .bridge_mode(BridgeMode::Enabled)
-        .shim(shim_bin())
-        .timeout(HANG_TIMEOUT);
-    Connection::open(config).unwrap_or_else(|e| panic!("opening {what}: {e}"))
-}
+use ffb_tests::sql::open;
 
 fn all(db: &mut Connection, sql: &str) -> Vec<Vec<Value>> {
-    db.query(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .map(|r| r.map(|r| r.into_values()))
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    ffb_tests::sql::all(db, sql, &[])
 }
 
 fn code(e: &Error) -> &str {
