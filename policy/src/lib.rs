@@ -36,6 +36,7 @@ pub mod bpf;
 pub mod diagnostics;
 pub mod errno;
 pub mod explain;
+pub mod files;
 pub mod grants;
 pub mod hash;
 pub mod identity;

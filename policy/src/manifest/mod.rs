@@ -163,9 +163,10 @@ impl Manifest {
     pub fn load(path: impl AsRef<Path>) -> Result<Manifest, PolicyFileError> {
         let path = path.as_ref();
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            PolicyFileError::whole(&origin, format!("cannot read the manifest: {e}"))
-        })?;
+        let text =
+            crate::files::read_regular_text(path, crate::files::MAX_MANIFEST).map_err(|e| {
+                PolicyFileError::whole(&origin, format!("cannot read the manifest: {e}"))
+            })?;
         Manifest::parse(&text, &origin)
     }
 

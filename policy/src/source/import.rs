@@ -35,7 +35,8 @@ pub(super) fn load_import(
                 .to_string(),
         ));
     }
-    let text = std::fs::read_to_string(&resolved).map_err(|e| cannot(e.to_string()))?;
+    let text =
+        crate::files::read_regular_text(&resolved, crate::files::MAX_POLICY).map_err(cannot)?;
     if !text.trim_start().starts_with('{') {
         return Err(cannot(not_a_profile(&text)));
     }

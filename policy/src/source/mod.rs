@@ -51,14 +51,18 @@ pub fn load_policy(spec: &str) -> Result<SandboxPolicy, PolicyFileError> {
         return SandboxPolicy::preset(spec)
             .map_err(|e| PolicyFileError::whole(spec, e.to_string()));
     }
-    let text = std::fs::read_to_string(spec).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::NotFound && !spec.contains(['/', '.']) {
-            format!(" (and it is not a preset: {})", PRESETS.join(", "))
-        } else {
-            String::new()
-        };
-        PolicyFileError::whole(spec, format!("cannot read the policy file: {e}{hint}"))
-    })?;
+    let text =
+        crate::files::read_regular_text(std::path::Path::new(spec), crate::files::MAX_POLICY)
+            .map_err(|e| {
+                let missing = std::fs::symlink_metadata(spec)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+                let hint = if missing && !spec.contains(['/', '.']) {
+                    format!(" (and it is not a preset: {})", PRESETS.join(", "))
+                } else {
+                    String::new()
+                };
+                PolicyFileError::whole(spec, format!("cannot read the policy file: {e}{hint}"))
+            })?;
     parse_policy_text(&text, spec, running_kernel())
 }
 
