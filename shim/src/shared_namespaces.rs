@@ -16,7 +16,9 @@
 //! (an init ignores the signals it has no handler for), and no pid a
 //! helper can name is a process outside the namespace.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use ffb_contract::sys::poll_readable;
 
 /// The shared pid namespace's init's name (its `comm`).
 pub const INIT_NAME: &std::ffi::CStr = c"ffb-pid-init";
@@ -94,6 +96,18 @@ impl SharedNamespaces {
 /// fd, beside one to the fork server's own.
 fn pid_namespace() -> Option<PidNamespace> {
     let own = open_namespace(c"/proc/self/ns/pid")?;
+    // The init's parent-death signal is armed only after the clone: a fork
+    // server that dies in between would leave it running forever. It checks
+    // this pidfd of the fork server once the signal is armed.
+    // SAFETY: getpid has no arguments and cannot fail.
+    let me = unsafe { libc::getpid() };
+    // SAFETY: pidfd_open takes a pid and flags and touches no memory.
+    let server = unsafe { libc::syscall(libc::SYS_pidfd_open, me, 0) };
+    if server < 0 {
+        return None;
+    }
+    // SAFETY: pidfd_open just returned this fd, owned by no one else.
+    let server = unsafe { OwnedFd::from_raw_fd(server as RawFd) };
     // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child gets
     // a copy of this single-threaded process, as with fork().
     let init = unsafe {
@@ -107,8 +121,9 @@ fn pid_namespace() -> Option<PidNamespace> {
         )
     } as libc::pid_t;
     if init == 0 {
-        be_init();
+        be_init(&server);
     }
+    drop(server);
     if init < 0 {
         return None;
     }
@@ -125,17 +140,23 @@ fn pid_namespace() -> Option<PidNamespace> {
 
 /// The pid namespace's init: keeps the namespace alive, reaps whatever is
 /// ever reparented to it (through `SIGCHLD` ignored), and dies with the
-/// fork server.
-fn be_init() -> ! {
+/// fork server, whose pidfd is `server`.
+fn be_init(server: &OwnedFd) -> ! {
     // Named so that whoever lists the fork server's children can tell it
     // from a helper.
     // SAFETY: PR_SET_NAME reads a NUL-terminated name of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, INIT_NAME.as_ptr()) };
-    // SAFETY: nothing in this process uses any fd again.
-    unsafe { libc::syscall(libc::SYS_close_range, 0u32, libc::c_uint::MAX, 0u32) };
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and touches
     // no memory.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    // A fork server that died before the signal was armed sent none: its
+    // pidfd is readable then (getppid() cannot tell, it is 0 in here).
+    if poll_readable(&[Some(server.as_raw_fd())], Some(std::time::Instant::now()))[0] {
+        // SAFETY: _exit ends this process at once; nothing is left to run.
+        unsafe { libc::_exit(0) };
+    }
+    // SAFETY: nothing in this process uses any fd again.
+    unsafe { libc::syscall(libc::SYS_close_range, 0u32, libc::c_uint::MAX, 0u32) };
     // SAFETY: SIG_IGN installs no handler, so no code of this process runs
     // on a signal.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
