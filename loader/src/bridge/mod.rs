@@ -403,14 +403,7 @@ impl Bridge {
         // string over its bound): what counts is whether it is still there.
         let ends = error.kind.ends_helper() || self.helper.as_ref().is_none_or(Helper::is_gone);
         if ends || error.kind == ErrorKind::ResourceLimit {
-            // A helper that ended between calls ran none of this one.
-            let idle = self
-                .helper
-                .as_ref()
-                .is_some_and(Helper::ended_before_request);
-            let name = function
-                .filter(|_| !idle)
-                .map(|f| self.functions[f.index].sig.name.clone());
+            let name = function.map(|f| self.functions[f.index].sig.name.clone());
             let (pid, syscall) = self
                 .helper
                 .as_ref()

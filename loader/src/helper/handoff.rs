@@ -64,12 +64,12 @@ impl Helper {
         );
         if !answered {
             // Dead or being killed: reap it and say why it ended. Read once:
-            // the helper's claim that it never took this request, which at
-            // most changes the words of the report, never its kind.
+            // the helper's claim that it never took this request. It changes
+            // only the words of the report: the kind, and the function the
+            // audit line names (the call the host posted), stay the host's.
             let taken = self.arena.control().progress.taken.load(Relaxed);
             let death = self.reap();
             if taken == seq.wrapping_sub(1) && self.killed.is_none() {
-                self.ended_before_request = true;
                 return Err(Error::new(
                     death.kind,
                     format!(

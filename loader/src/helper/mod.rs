@@ -92,9 +92,6 @@ pub(crate) struct Helper {
     pending_clone: Option<monitor::PendingClone>,
     /// Set once the helper is known to be gone (and its status consumed).
     ended: Option<Error>,
-    /// Whether it ended before it took the request the host had just posted
-    /// (by its own claim, which only shapes the report).
-    ended_before_request: bool,
     audit: Option<Arc<AuditLog>>,
     learn: Option<Arc<Mutex<Learned>>>,
     /// The drain of the helper's capped output, if any: last, so that it is
@@ -114,12 +111,6 @@ impl Helper {
     /// Whether the helper is known to have ended.
     pub fn is_gone(&self) -> bool {
         self.ended.is_some()
-    }
-
-    /// Whether the helper ended between requests: the last one posted never
-    /// ran, so no function is to blame.
-    pub fn ended_before_request(&self) -> bool {
-        self.ended_before_request
     }
 
     /// The syscall (and its arguments, as the kernel reported them) that got

@@ -109,7 +109,6 @@ impl Helper {
             killed: None,
             pending_clone: None,
             ended: None,
-            ended_before_request: false,
             audit: spec.audit.clone(),
             learn: spec.learn.clone(),
             _output: drain,
