@@ -19,8 +19,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=(cargo build --release --workspace --bins --locked)
+build=(cargo build --release --workspace --bins --lib --locked)
 "${build[@]}" >&2
+# The Python rows use the project's .venv (numpy, pandas, msgpack).
+scripts/python.sh >/dev/null
 mkdir -p target/bench
 lib=target/bench/libffb_fixture.so
 compile=(cc -shared -fPIC -O2 -o "$lib" tests/fixtures/ffb_fixture.c -lpthread)

@@ -6,6 +6,10 @@
 #   unixodbc         the ODBC driver manager, libodbc.so.2 (and isql)
 #   odbc-postgresql  psqlODBC, the PostgreSQL ODBC driver
 #   libsqliteodbc    the SQLite ODBC driver, libsqlite3odbc.so
+#   python3.11, python3.11-venv, python3.11-dev, libpython3.11
+#                    the CPython the Python helper embeds (its shared
+#                    libpython3.11.so.1.0), venv for scripts/python.sh, and
+#                    the headers the tests' hostile extension module needs
 #
 # The PostgreSQL 15 server (postgresql-15), libpq5 and the sqlite3 shell
 # are part of the image; they are checked here too, so that a machine
@@ -17,7 +21,7 @@
 # `apt-get update` runs only when something is missing.
 set -euo pipefail
 
-PACKAGES=(unixodbc odbc-postgresql libsqliteodbc postgresql-15 libpq5 sqlite3)
+PACKAGES=(unixodbc odbc-postgresql libsqliteodbc postgresql-15 libpq5 sqlite3 python3.11 python3.11-venv python3.11-dev libpython3.11)
 
 fail() {
     printf 'setup: %s\n' "$*" >&2

@@ -21,6 +21,8 @@ step() { printf '\n== %s\n' "$*" >&2; }
 
 step "scripts/setup.sh"
 scripts/setup.sh
+step "scripts/python.sh (the project's .venv: numpy, pandas, pyarrow, psycopg2, msgpack)"
+scripts/python.sh >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -28,8 +30,8 @@ step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
-step "cargo build --bins"
-cargo build --workspace --bins --locked
+step "cargo build --bins --lib (the binaries and the Python host, libffb_pyhost.so)"
+cargo build --workspace --bins --lib --locked
 step "start the test PostgreSQL server and ODBC configuration"
 # Stops whatever was started, keeping the script's exit status.
 cleanup() {
@@ -60,6 +62,7 @@ printf 'PostgreSQL 15 on %s and 127.0.0.1:%s; ODBC DSNs in %s\n' \
 step "cargo test"
 # Doc examples run real helpers: they find the freshly built ffb-shim here.
 export FFB_SHIM="$PWD/target/debug/ffb-shim"
+export FFB_PYHOST="$PWD/target/debug/libffb_pyhost.so"
 cargo test --workspace --locked "$@"
 
 step "scripts/fuzz.sh --short"

@@ -72,6 +72,47 @@ fn main() {
         compile(&compiler, &src_path, &out);
         println!("cargo:rustc-env={var}={}", out.display());
     }
+    python_extension(&compiler, &manifest_dir, &out_dir);
+}
+
+/// The hostile CPython extension module, built against the system's Python
+/// 3.11 headers into `OUT_DIR/pyext`, exported as `FFB_PY_EXT_DIR` (a
+/// `--module-path` for the tests). Without the headers, the build fails
+/// naming the package to install.
+fn python_extension(compiler: &cc::Tool, manifest_dir: &Path, out_dir: &Path) {
+    let src = manifest_dir.join("python/ffb_hostile_ext.c");
+    println!("cargo:rerun-if-changed={}", src.display());
+    let include = Path::new("/usr/include/python3.11");
+    if !include.join("Python.h").is_file() {
+        panic!(
+            "ffb-tests: {}/Python.h is missing: install python3.11-dev (the hostile extension module is built against it)",
+            include.display()
+        );
+    }
+    let dir = out_dir.join("pyext");
+    std::fs::create_dir_all(&dir).expect("create OUT_DIR/pyext");
+    let out = dir.join("ffb_hostile_ext.cpython-311-x86_64-linux-gnu.so");
+    let mut cmd: Command = compiler.to_command();
+    cmd.args(["-shared", "-fPIC", "-O1", "-g", "-Wall", "-Werror"])
+        .arg(format!("-I{}", include.display()))
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .arg("-lpthread");
+    let output = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "ffb-tests: could not run the C compiler for {}: {e}",
+            src.display()
+        )
+    });
+    if !output.status.success() {
+        panic!(
+            "ffb-tests: failed to compile {}:\n{}",
+            src.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    println!("cargo:rustc-env=FFB_PY_EXT_DIR={}", dir.display());
 }
 
 fn compile(compiler: &cc::Tool, src: &Path, out: &Path) {

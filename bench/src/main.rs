@@ -28,7 +28,10 @@
 //! call per cell ([`fetch`]), `ffb sql` beside the `sqlite3` shell
 //! ([`sql_sqlite`]), a
 //! 100k-row PostgreSQL SELECT bridged, in process and `ffb sql` beside
-//! `psql -A` ([`sql_postgres`]); then the targets ([`targets`]) and the
+//! `psql -A` ([`sql_postgres`]); then the Python helper's rows (`--only
+//! python` runs just these): a hot small call beside in-process CPython,
+//! multiprocessing and a MessagePack subprocess, and helper starts
+//! ([`python`]); then the targets ([`targets`]) and the
 //! report ([`text`], [`json`], [`plot`]).
 
 mod baselines;
@@ -47,6 +50,7 @@ mod plan;
 mod plot;
 mod procfs;
 mod progress;
+mod python;
 mod report;
 mod spawn;
 mod sql_postgres;
@@ -94,8 +98,8 @@ struct Args {
     #[arg(long, value_name = "FILE_OR_PRESET")]
     policy: Vec<String>,
     /// Measure only these steps: `sql` is the database rows (SQLite by
-    /// fetch program, in process and by command; PostgreSQL), for working
-    /// on them. Targets whose rows were not measured are left out.
+    /// fetch program, in process and by command; PostgreSQL), `python` the
+    /// Python helper's rows, for working on them. Targets whose rows were not measured are left out.
     #[arg(long, value_enum, value_name = "STEPS")]
     only: Option<Only>,
     /// Internal: serve as a baseline helper (stream or futex).
@@ -110,6 +114,7 @@ struct Args {
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Only {
     Sql,
+    Python,
 }
 
 /// The message of the last panic, for the one-line report in [`main`].
@@ -191,12 +196,17 @@ fn run(args: &Args) -> Result<(), String> {
     let lib = args.lib.to_string_lossy().into_owned();
     let mut r = Report::default();
 
-    if args.only != Some(Only::Sql) {
+    if args.only.is_none() {
         calls(&mut r, &plan, args, &lib)?;
     }
-    fetch::measure(&mut r, &plan)?;
-    sql_sqlite::measure(&mut r, &plan)?;
-    sql_postgres::measure(&mut r, &plan)?;
+    if args.only.is_none_or(|o| o == Only::Sql) {
+        fetch::measure(&mut r, &plan)?;
+        sql_sqlite::measure(&mut r, &plan)?;
+        sql_postgres::measure(&mut r, &plan)?;
+    }
+    if args.only.is_none_or(|o| o == Only::Python) {
+        python::measure(&mut r, &plan)?;
+    }
 
     targets::set(&mut r, &args.policy);
     let ctx = Context::new(start, &plan);

@@ -122,7 +122,7 @@ const CLI_RUNS: &str = "medians of whole processes, interleaved";
 
 /// Every target, in id order.
 #[rustfmt::skip]
-const GOALS: [Goal; 19] = [
+const GOALS: [Goal; 21] = [
     goal("bridge_null/blk", "hot null call ≤ 0.30 µs", AtMost, 300.0, Latency, BLOCK_TIMED),
     goal("bridge_null/blk", "hot null call ≥ 100x faster than the unix socket", AtLeast, 100.0, Times("socket_null/blk", "the socket"), "block-timed medians of both"),
     goal("helper_idle_cpu", "idle helper uses ≤ 1 % of a core", AtMost, 1.0, Percent, "utime+stime from /proc/<pid>/stat"),
@@ -142,6 +142,8 @@ const GOALS: [Goal; 19] = [
     goal("sqlite_ffb_csv_100k", "ffb sql --csv no slower than sqlite3 -csv, same query and file (issue 10)", AtMost, 1.0, Over("sqlite_shell_csv_100k", "sqlite3 -csv"), CLI_RUNS),
     goal("pg_bridged_100k", "100k-row PostgreSQL SELECT over the unix socket ≤ 1.1x in-process libpq (issue 10)", AtMost, 1.1, Over("pg_inproc_100k", "in-process"), "medians of whole queries, interleaved"),
     goal("pg_ffb_sql_100k", "ffb sql no slower than psql -A on the same query (issue 10)", AtMost, 1.0, Over("pg_psql_100k", "psql -A"), CLI_RUNS),
+    goal("python_add/blk", "hot small Python call (two ints in, an int out) ≤ 3 µs (issue 12)", AtMost, 3000.0, Latency, BLOCK_TIMED),
+    goal("python_start_pandas", "Python helper start with pandas imported ≤ 5 ms (issue 12)", AtMost, 5e6, Latency, "median of whole starts"),
 ];
 
 /// Judges every target on the rows of `r`. A target whose rows were not

@@ -34,7 +34,7 @@ pub struct LoadArgs {
     /// handles and policy. Functions are then called by name.
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
-    /// Sandbox policy: a preset (pure, fs-read, db-client) or a policy file (TOML,
+    /// Sandbox policy: a preset (pure, fs-read, db-client, python) or a policy file (TOML,
     /// Docker/OCI or seccompiler JSON) [default: the manifest's, else pure].
     #[arg(long, value_name = "FILE_OR_PRESET")]
     pub policy: Option<String>,

@@ -22,7 +22,7 @@ mod output;
 mod request;
 mod sql_output;
 
-use commands::{call, describe, policy, session, sql};
+use commands::{call, describe, policy, py, session, sql};
 
 #[derive(Parser)]
 #[command(
@@ -101,7 +101,7 @@ An invalid manifest is one line on stderr, ffb: FILE:LINE:COL: what is wrong, an
     /// Check, explain, lint or learn sandbox policies.
     #[command(
         subcommand,
-        long_about = "Work with sandbox policies: a preset (pure, fs-read, db-client) or a policy \
+        long_about = "Work with sandbox policies: a preset (pure, fs-read, db-client, python) or a policy \
 file (TOML, a Docker/OCI seccomp profile, or a seccompiler JSON filter, told apart by content). \
 See docs/policy.md.\n\n\
 An invalid policy is one line on stderr, FILE:LINE:COL: what is wrong (FILE: what is wrong when \
@@ -129,6 +129,24 @@ after Ctrl-C.",
         allow_negative_numbers = true
     )]
     Sql(sql::SqlArgs),
+    /// Call a Python function in a sandboxed interpreter (CPython extension modules welcome).
+    #[command(
+        long_about = "Call MODULE:FUNCTION in an embedded CPython running in a sandboxed helper, \
+and print the result. Only canonical values cross: JSON arguments, with {\"hex\": \"...\"} for \
+bytes, {\"tuple\": [...]}, {\"int\": \"digits\"} beyond 64 bits, {\"float\": \"nan\"}; anything \
+else comes back as a handle that stays in the helper (use `ffb py session` to call its methods).\n\n\
+The helper may read the interpreter's standard library, the allowed modules (--allow-module, \
+with what their distributions require) and the --module-path directories, nothing else; the \
+python preset grants no network, no exec and no processes. A refused import is an ImportError \
+naming the module.\n\n\
+Session: JSON lines {\"id\": ANY, \"call\": \"mod:fn\", \"args\": [...], \"kwargs\": {...}}, \
+{\"method\": \"name\", \"handle\": N, ...}, {\"getattr\": \"name\", \"handle\": N}, {\"release\": N}.\n\n\
+Exit status: 0 on success, 1 when the call failed (python_exception with the helper's type, \
+message and traceback, or a crash, violation or timeout), 2 for bad usage or input (an unknown \
+module, an unparsable argument, a --python that is not CPython 3.11, bridge mode off).",
+        allow_negative_numbers = true
+    )]
+    Py(py::PyArgs),
 }
 
 fn main() -> ExitCode {
@@ -143,6 +161,7 @@ fn main() -> ExitCode {
         Command::Describe(args) => describe::run(args),
         Command::Policy(command) => policy::run(command),
         Command::Sql(args) => sql::run(args),
+        Command::Py(args) => py::run(args),
     };
     ffb_loader::shutdown_fork_servers();
     code

@@ -205,4 +205,9 @@ pub struct FsSpec {
     pub read: Vec<PathBuf>,
     /// Writable paths.
     pub write: Vec<PathBuf>,
+    /// Directories that may be listed (`LANDLOCK_ACCESS_FS_READ_DIR`, here
+    /// and beneath) but whose files stay closed unless `read` grants them:
+    /// an environment's site-packages, searched by imports, of which only
+    /// the allowed packages are readable.
+    pub list: Vec<PathBuf>,
 }

@@ -58,6 +58,17 @@ pub enum ErrorKind {
         /// (`"42P01"`).
         code: String,
     },
+    /// Python code in the helper raised an exception (see
+    /// [`crate::python`]). The helper is fine. Everything here is the
+    /// helper's own words, bounded and escaped: the message says "the helper
+    /// reported", and no exception can make itself look like another kind.
+    PythonException {
+        /// The exception's qualified type name (`ValueError`,
+        /// `decimal.InvalidOperation`), as the helper reported it.
+        type_name: String,
+        /// The formatted traceback, as the helper reported it.
+        traceback: String,
+    },
 }
 
 impl ErrorKind {
@@ -77,6 +88,7 @@ impl ErrorKind {
             ErrorKind::StaleHandle => "stale_handle",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Foreign { .. } => "foreign",
+            ErrorKind::PythonException { .. } => "python_exception",
         }
     }
 
@@ -159,6 +171,9 @@ impl fmt::Display for Error {
             ErrorKind::Foreign { driver, code } => {
                 write!(f, "foreign ({driver} {code}): {}", self.message)
             }
+            ErrorKind::PythonException { type_name, .. } => {
+                write!(f, "python_exception ({type_name}): {}", self.message)
+            }
             kind => write!(f, "{}: {}", kind.name(), self.message),
         }
     }
@@ -219,6 +234,13 @@ impl Error {
             ErrorKind::Foreign { driver, code } => {
                 map.insert("driver".into(), json!(driver));
                 map.insert("code".into(), json!(code));
+            }
+            ErrorKind::PythonException {
+                type_name,
+                traceback,
+            } => {
+                map.insert("type".into(), json!(type_name));
+                map.insert("traceback".into(), json!(traceback));
             }
             _ => {}
         }

@@ -93,6 +93,7 @@ mod helper;
 mod learn;
 mod manifest;
 mod pool;
+pub mod python;
 pub mod sql;
 mod value;
 

@@ -58,7 +58,15 @@ pub fn helper_main(request: SpawnRequest, received: [i32; 4], parent: i32) -> ! 
     // SAFETY: fd 3 is the helper's own control socket; nothing uses it again.
     unsafe { libc::close(fds::CONTROL) };
 
-    let library = match load(&request.library) {
+    // Preloads stay loaded for the helper's life: their symbols serve the
+    // library and everything it opens later.
+    for preload in &request.preload {
+        match open(preload, libloading::os::unix::RTLD_GLOBAL) {
+            Ok(lib) => std::mem::forget(lib),
+            Err(message) => loaded_and_exit(&arena, Status::BadRequest, 0, &message),
+        }
+    }
+    let library = match open(&request.library, libloading::os::unix::RTLD_LOCAL) {
         Ok(lib) => lib,
         Err(message) => loaded_and_exit(&arena, Status::BadRequest, 0, &message),
     };
@@ -105,8 +113,9 @@ fn fail_and_exit(kind: LoadFailureKind, message: &str) -> ! {
     exit_now(exit::FAILED_AND_REPORTED)
 }
 
-fn load(path: &str) -> Result<libloading::Library, String> {
-    let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL;
+/// `dlopen(path, RTLD_NOW | scope)`.
+fn open(path: &str, scope: libc::c_int) -> Result<libloading::Library, String> {
+    let flags = libloading::os::unix::RTLD_NOW | scope;
     // SAFETY: loading runs the library's initializers, which may do
     // anything; that is why it happens only now, under the filter, Landlock
     // and the rlimits, in a process that is expendable.

@@ -701,7 +701,7 @@ fn build_ruleset(spec: &LandlockSpec) -> Result<landlock::RulesetCreated, Lockdo
     }
     let mut created = ruleset.create().map_err(|e| landlock("create", &e))?;
     if let Some(fs) = &spec.fs {
-        for path in fs.read.iter().chain(&fs.write) {
+        for path in fs.read.iter().chain(&fs.write).chain(&fs.list) {
             if !path.exists() {
                 return Err(LockdownError(format!(
                     "Landlock: '{}' does not exist",
@@ -713,7 +713,9 @@ fn build_ruleset(spec: &LandlockSpec) -> Result<landlock::RulesetCreated, Lockdo
             .add_rules(path_beneath_rules(&fs.read, AccessFs::from_read(abi)))
             .map_err(|e| landlock("read rule", &e))?
             .add_rules(path_beneath_rules(&fs.write, AccessFs::from_all(abi)))
-            .map_err(|e| landlock("write rule", &e))?;
+            .map_err(|e| landlock("write rule", &e))?
+            .add_rules(path_beneath_rules(&fs.list, AccessFs::ReadDir))
+            .map_err(|e| landlock("list rule", &e))?;
     }
     if let Some(net) = &spec.net {
         for &port in &net.connect_tcp {

@@ -31,6 +31,7 @@ pub mod in_process;
 pub mod odbc;
 pub mod postgres;
 pub mod procfs;
+pub mod python;
 pub mod rng;
 pub mod sql;
 pub mod sql_corpus;

@@ -3,5 +3,6 @@
 pub mod call;
 pub mod describe;
 pub mod policy;
+pub mod py;
 pub mod session;
 pub mod sql;

@@ -1,8 +1,9 @@
 //! The wire between host and helper: the shared arena's layout
 //! ([`layout`]), the ops and statuses of a request ([`ops`]), fetch
 //! programs ([`fetch`]), the spawn request the fork server receives
-//! ([`spawn`]) and the messages of the handshake that follows
-//! ([`handshake`]).
+//! ([`spawn`]), the messages of the handshake that follows
+//! ([`handshake`]), and the Python host's request and reply documents
+//! ([`python`]).
 //!
 //! Host and helper must come from the same build: [`WIRE_VERSION`] travels
 //! in every spawn request, and a mismatch is refused at spawn, never guessed
@@ -17,6 +18,7 @@ pub mod fetch;
 pub mod handshake;
 pub mod layout;
 pub mod ops;
+pub mod python;
 pub mod spawn;
 
 pub use handshake::{HelperMessage, LoadFailureKind, MAX_HANDSHAKE};

@@ -13,7 +13,7 @@ use crate::artefacts::{CompiledFilter, Identity, LandlockSpec, Limits, Namespace
 
 /// The layout and protocol version of this crate. Host and helper must come
 /// from the same build: a mismatch is refused at spawn, never guessed at.
-pub const WIRE_VERSION: u32 = 8;
+pub const WIRE_VERSION: u32 = 9;
 
 /// What the host asks the fork server for. Sent as JSON with the helper's fds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -23,6 +23,11 @@ pub struct SpawnRequest {
     pub wire_version: u32,
     /// Library path or soname, passed to `dlopen`.
     pub library: String,
+    /// Libraries opened before `library`, in order, with `RTLD_GLOBAL`, so
+    /// that their symbols resolve the undefined symbols of everything loaded
+    /// after them: libpython for the Python host, whose extension modules
+    /// (dlopened by the interpreter later) rely on that global scope.
+    pub preload: Vec<String>,
     /// Signatures to resolve before serving, in function-index order.
     pub functions: Vec<String>,
     /// The compiled seccomp program.

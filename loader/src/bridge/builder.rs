@@ -63,6 +63,8 @@ pub(crate) const DEFAULT_OUTPUT_LIMIT: u64 = 16 << 20;
 #[derive(Clone, Debug)]
 pub struct BridgeBuilder {
     library: String,
+    preload: Vec<String>,
+    listable: Vec<PathBuf>,
     mode: BridgeMode,
     policy: SandboxPolicy,
     declarations: Vec<String>,
@@ -93,6 +95,8 @@ impl Bridge {
     pub fn builder(library: impl Into<String>) -> BridgeBuilder {
         BridgeBuilder {
             library: library.into(),
+            preload: Vec::new(),
+            listable: Vec::new(),
             mode: BridgeMode::Disabled,
             policy: SandboxPolicy::pure(),
             declarations: Vec::new(),
@@ -233,6 +237,27 @@ impl BridgeBuilder {
         self
     }
 
+    /// Opens `library` (a path) in the helper before the bridge's own
+    /// library, with `RTLD_GLOBAL`: its symbols then resolve the undefined
+    /// symbols of the library and of everything it loads later. The Python
+    /// host needs this for libpython, whose extension modules expect the
+    /// interpreter's symbols in the global scope. Its directory becomes
+    /// readable under Landlock, as the library's does.
+    pub fn preload(mut self, library: impl Into<String>) -> Self {
+        self.preload.push(library.into());
+        self
+    }
+
+    /// Lets the helper list `dir` and the directories beneath it, without
+    /// reading their files (Landlock's `READ_DIR` alone): what the policy's
+    /// `[filesystem] read` grants stays the only readable part. The Python
+    /// helper gets its environment's site-packages this way, so that imports
+    /// can search it while only the allowed packages open.
+    pub fn listable(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.listable.push(dir.into());
+        self
+    }
+
     /// Declares a function to resolve at load time (`name(type, ...) -> ret`).
     pub fn declare(mut self, signature: impl Into<String>) -> Self {
         self.declarations.push(signature.into());
@@ -312,6 +337,8 @@ impl BridgeBuilder {
         let spec = HelperSpec {
             shim,
             library: self.library,
+            preload: self.preload,
+            listable: self.listable,
             functions: Vec::new(),
             policy: Arc::new(self.policy),
             filter: Arc::new(filter),

@@ -390,6 +390,17 @@ impl Bridge {
         self.ensure_helper()
     }
 
+    /// Ends the current helper because of `error`, a failure found above
+    /// the bridge (a reply the caller found malformed, say): audits it as
+    /// the bridge's own failures are, kills the helper, and returns the
+    /// error. The next call starts a fresh helper; handles of the old one
+    /// are stale.
+    pub fn discard_helper(&mut self, error: Error) -> Error {
+        let error = self.failed(error, None);
+        self.helper_ended();
+        error
+    }
+
     fn audit(&self, event: &AuditEvent<'_>) {
         if let Some(audit) = &self.spec.audit {
             audit.record(event);

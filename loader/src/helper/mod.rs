@@ -45,6 +45,10 @@ pub(crate) use remote_memory::read_cstr_of;
 pub(crate) struct HelperSpec {
     pub shim: PathBuf,
     pub library: String,
+    /// Opened before the library, with `RTLD_GLOBAL` (canonical paths).
+    pub preload: Vec<String>,
+    /// Directories the helper may list but not read beneath (Landlock).
+    pub listable: Vec<PathBuf>,
     pub functions: Vec<String>,
     pub policy: Arc<SandboxPolicy>,
     pub filter: Arc<CompiledFilter>,

@@ -50,13 +50,15 @@ impl Helper {
         } else {
             spec.library.clone()
         };
-        let landlock = (spec.learn.is_none()).then(|| landlock_spec(&spec.policy, &library));
+        let landlock = (spec.learn.is_none())
+            .then(|| landlock_spec(&spec.policy, &library, &spec.preload, &spec.listable));
         let baseline = baseline_namespaces(&spec.policy, spec.learn.is_some());
         let own_identity = own_identity(spec, &library, landlock.as_ref(), &baseline);
         let request = SpawnRequest {
             wire_version: WIRE_VERSION,
             landlock,
             library,
+            preload: spec.preload.clone(),
             functions: spec.functions.clone(),
             filter: (*spec.filter).clone(),
             limits: spec.policy.limits.clone(),

@@ -14,9 +14,10 @@ const AT_EMPTY_PATH: u64 = libc::AT_EMPTY_PATH as u64;
 /// `SOCK_NONBLOCK` and `SOCK_CLOEXEC`).
 const SOCK_TYPE_MASK: u64 = 0xf;
 
-/// Named presets: `pure` (the default), `fs-read` (pure and read-only files)
-/// and `db-client` (fs-read and what a database client library needs).
-pub const PRESETS: &[&str] = &["pure", "fs-read", "db-client"];
+/// Named presets: `pure` (the default), `fs-read` (pure and read-only files),
+/// `db-client` (fs-read and what a database client library needs) and
+/// `python` (fs-read and what an embedded CPython needs).
+pub const PRESETS: &[&str] = &["pure", "fs-read", "db-client", "python"];
 
 impl SandboxPolicy {
     /// A preset by name (see [`PRESETS`]).
@@ -25,6 +26,7 @@ impl SandboxPolicy {
             "pure" => Ok(Self::pure()),
             "fs-read" => Ok(Self::fs_read()),
             "db-client" => Ok(Self::db_client()),
+            "python" => Ok(Self::python()),
             other => Err(PolicyError::UnknownPreset(other.to_string())),
         }
     }
@@ -148,6 +150,45 @@ impl SandboxPolicy {
         p
     }
 
+    /// The `python` preset: [`fs-read`](Self::fs_read) and what an embedded
+    /// CPython needs to run and to import extension modules: executable
+    /// mappings of files (`mmap` with `PROT_EXEC` but never
+    /// `MAP_ANONYMOUS`, so the interpreter can load `.so` modules and nothing
+    /// can map fresh executable memory; `mprotect` still never adds
+    /// `PROT_EXEC`), `getcwd`, `sysinfo`, `statfs`/`fstatfs`, polling and
+    /// `pipe2`/`eventfd2` within the helper, `dup`, and the `ioctl`s of
+    /// [`pure`](Self::pure) and `FIONREAD`/`FIONBIO`. No network, no new
+    /// processes, no exec: a policy that extends it grants those. Which
+    /// files the interpreter reads is Landlock's business: the Python bridge
+    /// adds its standard library, the allowed modules' distributions and the
+    /// module paths to the policy's `[filesystem] read`.
+    pub fn python() -> Self {
+        let mut p = Self::fs_read();
+        p.name = "python".to_string();
+        p.push_preset_rule(
+            "mmap",
+            vec![ArgCondition::new(
+                3,
+                CmpOp::MaskedEq(libc::MAP_ANONYMOUS as u64),
+                0,
+            )],
+        );
+        for name in PYTHON_UNCONDITIONAL {
+            p.push_preset_rule(name, vec![]);
+        }
+        for request in [libc::FIONREAD, libc::FIONBIO] {
+            p.push_preset_rule("ioctl", vec![ArgCondition::new(1, CmpOp::Eq, request)]);
+        }
+        // Thread names (jemalloc's background thread in pyarrow, OpenBLAS).
+        for option in [libc::PR_SET_NAME, libc::PR_GET_NAME] {
+            p.push_preset_rule(
+                "prctl",
+                vec![ArgCondition::new(0, CmpOp::Eq, option as u64)],
+            );
+        }
+        p
+    }
+
     /// Adds an allow rule for a preset unless the same rule is already there.
     fn push_preset_rule(&mut self, name: &str, conditions: Vec<ArgCondition>) {
         let rule = SyscallRule::new(name, Action::Allow, conditions)
@@ -231,6 +272,34 @@ const FS_READ_UNCONDITIONAL: &[&str] = &[
     "faccessat",
     "faccessat2",
     "fcntl",
+];
+
+/// Syscalls the `python` preset adds with any arguments.
+const PYTHON_UNCONDITIONAL: &[&str] = &[
+    // NUMA placement of the helper's own memory (OpenBLAS, at import).
+    "mbind",
+    "get_mempolicy",
+    "set_mempolicy",
+    // The old stat calls, which bundled libraries of binary wheels
+    // (psycopg2-binary's) still make.
+    "stat",
+    "lstat",
+    "getcwd",
+    "sysinfo",
+    "statfs",
+    "fstatfs",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
+    "pipe2",
+    "eventfd2",
+    "dup",
+    "dup3",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_wait",
+    "epoll_pwait",
 ];
 
 /// Syscalls the `db-client` preset adds with any arguments.

@@ -835,7 +835,7 @@ run_as = "nobody"
                 11,
                 "mask = 0x10000, value = 0x10000",
             ),
-            ("extends = \"db_client\"", 1, 11, "unknown policy preset 'db_client' (presets: pure, fs-read, db-client)"),
+            ("extends = \"db_client\"", 1, 11, "unknown policy preset 'db_client' (presets: pure, fs-read, db-client, python)"),
             ("[seccomp]\ndefault_action = \"errno:EFOO\"", 2, 18, "unknown errno 'EFOO'"),
             ("[seccomp]\ndefault_action = \"deny\"", 2, 18, "unknown action 'deny'"),
             (

@@ -649,7 +649,7 @@ fn a_missing_policy_file_names_the_file_without_line_and_column() {
     assert_eq!(
         r.expect_usage_error(),
         "nope: cannot read the policy file: No such file or directory \
-         (and it is not a preset: pure, fs-read, db-client)"
+         (and it is not a preset: pure, fs-read, db-client, python)"
     );
     let line = call_refused(
         &["--policy", "/nonexistent/p.toml"],

@@ -56,6 +56,7 @@ modules!(
     ordering,
     policy_cli,
     pool,
+    python,
     real_libs,
     sandbox_layers,
     servers,

@@ -217,7 +217,7 @@ fn check_accepts_valid_policies() {
         let hash = hash_of(&path);
         assert!(line.contains(&hash), "{name}: no hash {hash}: {line}");
     }
-    for preset in ["pure", "fs-read", "db-client"] {
+    for preset in ["pure", "fs-read", "db-client", "python"] {
         policy_ok(&["check", preset]);
     }
 }
